@@ -14,10 +14,17 @@ SHARED_REFERENCE = REPO_ROOT.parent / "shared" / "reference"
 
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Refuse outgoing connections: tests never touch the network."""
+    """Refuse connections beyond this machine: tests never touch the network.
 
-    def guard(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("network access is not allowed in tests")
+    Loopback and Unix sockets stay allowed (a local Dask cluster talks over them).
+    """
+    real_connect = socket.socket.connect
+
+    def guard(sock: socket.socket, address: object) -> None:
+        host = address[0] if isinstance(address, tuple) else None
+        if host is None or host in {"localhost", "::1"} or str(host).startswith("127."):
+            return real_connect(sock, address)
+        raise RuntimeError(f"network access to {address!r} is not allowed in tests")
 
     monkeypatch.setattr(socket.socket, "connect", guard)
 
