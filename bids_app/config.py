@@ -1,0 +1,114 @@
+"""Run configuration: one frozen object built from the command line, passed explicitly."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+AnalysisLevel = Literal["participant", "group"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs to know, built once from the command line.
+
+    Attributes mirror the command-line options (see ``bids_app --help``); paths are absolute.
+    """
+
+    bids_dir: Path
+    output_dir: Path
+    analysis_level: AnalysisLevel
+    work_dir: Path
+    participant_label: tuple[str, ...] | None = None
+    baseline_session: str | None = None
+    challenge_session: str | None = None
+    skip_bids_validation: bool = False
+    k2prime_method: Literal["roi", "voxel_median"] = "roi"
+    weights: Literal["duration", "uniform"] = "duration"
+    n_basis: int = 100
+    k2a_range_per_min: tuple[float, float] = (0.006, 0.6)
+    atlas_labels: Path | None = None
+    atlas_tsv: Path | None = None
+    smoothing_fwhm_mm: float = 5.0
+    cluster_forming_p: float = 0.01
+    n_permutations: int | str = "exact"
+    variance_regularisation: bool = True
+    behavior_config: Path | None = None
+    nprocs: int = 1
+    omp_nthreads: int = 1
+    mem_mb: int = 4000
+    dask_scheduler: str | None = None
+    overwrite: bool = False
+    seed: int = 1234
+    dry_run: bool = False
+    verbosity: int = 0
+    command_line: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_namespace(cls, ns: argparse.Namespace, command_line: tuple[str, ...] = ()) -> Config:
+        """Build from parsed arguments.
+
+        Parameters
+        ----------
+        ns : argparse.Namespace
+            The result of :func:`bids_app.cli.parser.build_parser` ``.parse_args``.
+        command_line : tuple of str
+            The original argv, kept for provenance.
+        """
+        work_dir = ns.work_dir or ns.output_dir.parent / "bids_app_work"
+        verbosity = -1 if ns.quiet else ns.verbose
+        lo, hi = ns.k2a_range
+        return cls(
+            bids_dir=ns.bids_dir,
+            output_dir=ns.output_dir,
+            analysis_level=ns.analysis_level,
+            work_dir=work_dir,
+            participant_label=tuple(dict.fromkeys(ns.participant_label))
+            if ns.participant_label
+            else None,
+            baseline_session=ns.baseline_session,
+            challenge_session=ns.challenge_session,
+            skip_bids_validation=ns.skip_bids_validation,
+            k2prime_method=ns.k2prime_method,
+            weights=ns.weights,
+            n_basis=ns.n_basis,
+            k2a_range_per_min=(float(lo), float(hi)),
+            atlas_labels=ns.atlas_labels,
+            atlas_tsv=ns.atlas_tsv,
+            smoothing_fwhm_mm=ns.smoothing_fwhm,
+            cluster_forming_p=ns.cluster_forming_p,
+            n_permutations=ns.n_permutations,
+            variance_regularisation=ns.variance_regularisation,
+            behavior_config=ns.behavior_config,
+            nprocs=ns.nprocs,
+            omp_nthreads=ns.omp_nthreads,
+            mem_mb=ns.mem_mb,
+            dask_scheduler=ns.dask_scheduler,
+            overwrite=ns.overwrite,
+            seed=ns.seed,
+            dry_run=ns.dry_run,
+            verbosity=verbosity,
+            command_line=tuple(command_line),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dictionary (paths as strings) for provenance."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = [str(v) if isinstance(v, Path) else v for v in value]
+            out[f.name] = value
+        return out
+
+    def to_json(self) -> str:
+        """Provenance dump of the configuration."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+__all__ = ["AnalysisLevel", "Config"]
