@@ -1,0 +1,619 @@
+"""Read and validate BIDS ``phenotype/*.tsv`` tables and the behavioural analysis config.
+
+Phenotype tables are in long format (CONTRACT, "Inputs"): one row per participant, session and
+time point, with the columns ``participant_id``, ``session_id`` and ``time_min`` (minutes from
+the drug injection; negative = before), then one numeric column per measure.
+
+Label normalisation: ``participant_id`` and ``session_id`` may be written with or without
+their BIDS prefix (``sub-01`` or ``01``, ``ses-nal`` or ``nal``); both are returned as **bare
+labels** (``01``, ``nal``), the form used everywhere else in the app (``--participant-label``,
+``--baseline-session``). Cells ``n/a`` (the BIDS missing value) and empty cells become NaN.
+
+The analysis config (:class:`BehaviorConfig`) maps columns to analyses; its defaults reproduce
+the paper and any field can be overridden by a JSON file (:func:`load_behavior_config`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from bids_app.errors import InputError, ValidationError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_AVERSIVE_SIGN",
+    "ID_COLUMNS",
+    "BehaviorConfig",
+    "load_behavior_config",
+    "read_phenotype",
+]
+
+ID_COLUMNS: tuple[str, ...] = ("participant_id", "session_id", "time_min")
+_MISSING = frozenset({"", "n/a"})
+_LABEL = re.compile(r"[A-Za-z0-9]+")
+_MAX_LISTED = 5
+
+#: Aversive sign of the paper's 16 subjective items (0-10 self-reports): +1 when an increase
+#: is aversive (withdrawal-like), -1 when a decrease is. Alertness is grouped with the
+#: positive-valence states (happiness, mood, concentration, optimism, activeness): opioid
+#: withdrawal brings fatigue and yawning, so a loss of alertness counts as aversive.
+DEFAULT_AVERSIVE_SIGN: Mapping[str, int] = MappingProxyType(
+    {
+        "alertness": -1,
+        "anxiety": 1,
+        "annoyance": 1,
+        "loss_of_control": 1,
+        "depression": 1,
+        "distressful_thoughts": 1,
+        "happiness": -1,
+        "mood": -1,
+        "restlessness": 1,
+        "concentration": -1,
+        "desire_to_use": 1,
+        "optimism": -1,
+        "activeness": -1,
+        "indifference": 1,
+        "irritability": 1,
+        "pain": 1,
+    }
+)
+
+_DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
+    ("net_da_release", "aversion_index"),
+    ("net_da_release", "net_rcbf_change"),
+    ("net_da_release", "cortisol_change"),
+    ("net_da_release", "pituitary_r1_change"),
+    ("net_da_release", "carotid_r1_change"),
+    ("net_rcbf_change", "aversion_index"),
+)
+
+
+@dataclass(frozen=True)
+class BehaviorConfig:
+    """Which phenotype columns are analysed, and how (defaults: the paper).
+
+    Attributes
+    ----------
+    aversive_sign : mapping of str to int
+        Known subjective items -> aversive sign (+1 or -1); default
+        :data:`DEFAULT_AVERSIVE_SIGN` (the paper's 16 items).
+    subjective_items : tuple of str or None, default None
+        Items to analyse; None = every numeric column of ``subjective.tsv``.
+    subjective_name, physiology_name : str
+        Phenotype table names (``phenotype/<name>.tsv``).
+    pre_time_min : float, default -10.0
+        Pre-injection rating time (minutes).
+    post_times_min : tuple of float, default (10, 30, 60)
+        Post-injection rating times (minutes).
+    hormones : tuple of str, default ("cortisol", "prolactin")
+        Physiology columns averaged over ``hormone_window_min``.
+    hormone_window_min : tuple of float, default (30, 60)
+        Post-injection samples averaged per session (complete in the paper).
+    cardiovascular : tuple of str, default ("systolic_bp", "diastolic_bp", "pulse")
+        Physiology columns averaged over ``cardiovascular_window_min``.
+    cardiovascular_window_min : tuple of float or None, default None
+        None = all time points of the session (the paper).
+    fdr_q : float, default 0.05
+        Benjamini-Hochberg FDR level across all behavioural/physiological tests.
+    selection_p : float, default 0.05
+        Threshold for an item/time change to enter the aversion index.
+    selection_basis : {"p", "p_fdr"}, default "p"
+        The p-value the threshold applies to (the paper: uncorrected).
+    correlation_pairs : tuple of (str, str)
+        Participant-measure pairs to correlate (``correlations.tsv``).
+    """
+
+    aversive_sign: Mapping[str, int] = field(default_factory=lambda: DEFAULT_AVERSIVE_SIGN)
+    subjective_items: tuple[str, ...] | None = None
+    subjective_name: str = "subjective"
+    physiology_name: str = "physiology"
+    pre_time_min: float = -10.0
+    post_times_min: tuple[float, ...] = (10.0, 30.0, 60.0)
+    hormones: tuple[str, ...] = ("cortisol", "prolactin")
+    hormone_window_min: tuple[float, ...] = (30.0, 60.0)
+    cardiovascular: tuple[str, ...] = ("systolic_bp", "diastolic_bp", "pulse")
+    cardiovascular_window_min: tuple[float, ...] | None = None
+    fdr_q: float = 0.05
+    selection_p: float = 0.05
+    selection_basis: Literal["p", "p_fdr"] = "p"
+    correlation_pairs: tuple[tuple[str, str], ...] = _DEFAULT_PAIRS
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict of every field (for provenance)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Mapping):
+                value = dict(value)
+            elif isinstance(value, tuple):
+                value = [list(v) if isinstance(v, tuple) else v for v in value]
+            out[f.name] = value
+        return out
+
+    def item_signs(self, subjective: pd.DataFrame | None) -> dict[str, int]:
+        """Subjective items to analyse -> aversive sign, for the columns of a table.
+
+        Parameters
+        ----------
+        subjective : pandas.DataFrame or None
+            The table from :func:`read_phenotype` (None -> no items).
+
+        Returns
+        -------
+        dict of str to int
+            Every measure column (or only ``subjective_items`` when set) with its sign from
+            ``aversive_sign``; a column without a known sign gets +1 and a logged warning.
+        """
+        if subjective is None:
+            return {}
+        columns = [c for c in subjective.columns if c not in ID_COLUMNS]
+        if self.subjective_items is not None:
+            absent = [c for c in self.subjective_items if c not in columns]
+            if absent:
+                logger.info("Configured subjective item(s) %s not in the table: skipped.", absent)
+            columns = [c for c in self.subjective_items if c in columns]
+        signs: dict[str, int] = {}
+        for column in columns:
+            if column in self.aversive_sign:
+                signs[column] = int(self.aversive_sign[column])
+            else:
+                logger.warning(
+                    "Subjective item %r has no aversive sign in the config: assuming +1 "
+                    "(an increase is aversive). Set it with 'aversive_sign' in the config.",
+                    column,
+                )
+                signs[column] = 1
+        return signs
+
+    def physiology_roles(
+        self, physiology: pd.DataFrame | None
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Split the physiology columns into hormones and cardiovascular measures.
+
+        Parameters
+        ----------
+        physiology : pandas.DataFrame or None
+            The table from :func:`read_phenotype`.
+
+        Returns
+        -------
+        hormones, cardiovascular : tuple of str
+            The configured columns present in the table, in config order. Other measure
+            columns are ignored with a logged notice.
+        """
+        if physiology is None:
+            return (), ()
+        columns = [c for c in physiology.columns if c not in ID_COLUMNS]
+        hormones = tuple(c for c in self.hormones if c in columns)
+        cardio = tuple(c for c in self.cardiovascular if c in columns)
+        ignored = [c for c in columns if c not in hormones and c not in cardio]
+        if ignored:
+            logger.info(
+                "Physiology column(s) %s are neither configured hormones %s nor cardiovascular "
+                "measures %s: ignored.",
+                ignored,
+                list(self.hormones),
+                list(self.cardiovascular),
+            )
+        return hormones, cardio
+
+    def design_kwargs(
+        self, subjective: pd.DataFrame | None, physiology: pd.DataFrame | None
+    ) -> dict[str, Any]:
+        """Keyword arguments of :class:`bids_app.stats.behavior.BehaviorDesign` for two tables.
+
+        Parameters
+        ----------
+        subjective, physiology : pandas.DataFrame or None
+            Tables from :func:`read_phenotype`.
+
+        Returns
+        -------
+        dict
+            ``BehaviorDesign(**config.design_kwargs(subjective, physiology))`` builds the
+            design (kept as a dict so that ``bidsio`` does not import ``stats``).
+        """
+        hormones, cardio = self.physiology_roles(physiology)
+        return {
+            "item_signs": self.item_signs(subjective),
+            "pre_time_min": self.pre_time_min,
+            "post_times_min": self.post_times_min,
+            "hormones": hormones,
+            "hormone_window_min": self.hormone_window_min,
+            "cardiovascular": cardio,
+            "cardiovascular_window_min": self.cardiovascular_window_min,
+            "fdr_q": self.fdr_q,
+            "selection_p": self.selection_p,
+            "selection_basis": self.selection_basis,
+        }
+
+
+# --------------------------------------------------------------------------- config file
+
+
+def _number(key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        msg = f"config key {key!r} must be a finite number; got {value!r}."
+        raise InputError(msg)
+    return float(value)
+
+
+def _probability(key: str, value: object) -> float:
+    number = _number(key, value)
+    if not 0.0 < number < 1.0:
+        msg = f"config key {key!r} must lie strictly between 0 and 1; got {value!r}."
+        raise InputError(msg)
+    return number
+
+
+def _numbers(key: str, value: object) -> tuple[float, ...]:
+    if not isinstance(value, list) or not value:
+        msg = f"config key {key!r} must be a non-empty list of numbers; got {value!r}."
+        raise InputError(msg)
+    return tuple(_number(key, v) for v in value)
+
+
+def _strings(key: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        msg = f"config key {key!r} must be a list of non-empty strings; got {value!r}."
+        raise InputError(msg)
+    return tuple(value)
+
+
+def _signs(key: str, value: object) -> Mapping[str, int]:
+    if not isinstance(value, dict):
+        msg = f"config key {key!r} must be an object item -> +1 or -1; got {value!r}."
+        raise InputError(msg)
+    bad = {k: v for k, v in value.items() if isinstance(v, bool) or v not in (1, -1)}
+    if bad:
+        msg = f"config key {key!r}: signs must be +1 or -1; got {bad}."
+        raise InputError(msg)
+    # Entries are merged into the defaults: a config adds or changes single items.
+    return MappingProxyType({**DEFAULT_AVERSIVE_SIGN, **{k: int(v) for k, v in value.items()}})
+
+
+def _pairs(key: str, value: object) -> tuple[tuple[str, str], ...]:
+    ok = isinstance(value, list) and all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(s, str) for s in p) for p in value
+    )
+    if not ok:
+        msg = (
+            f"config key {key!r} must be a list of [x, y] column-name pairs, e.g. "
+            f'[["net_da_release", "aversion_index"]]; got {value!r}.'
+        )
+        raise InputError(msg)
+    return tuple((p[0], p[1]) for p in value)  # type: ignore[index]
+
+
+def _basis(key: str, value: object) -> str:
+    if value not in ("p", "p_fdr"):
+        msg = f"config key {key!r} must be one of 'p', 'p_fdr'; got {value!r}."
+        raise InputError(msg)
+    return str(value)
+
+
+def _name(key: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        msg = f"config key {key!r} must be a non-empty string; got {value!r}."
+        raise InputError(msg)
+    return value
+
+
+def _nullable(convert: Any) -> Any:
+    def wrapped(key: str, value: object) -> Any:
+        return None if value is None else convert(key, value)
+
+    return wrapped
+
+
+_CONVERTERS: Mapping[str, Any] = MappingProxyType(
+    {
+        "aversive_sign": _signs,
+        "subjective_items": _nullable(_strings),
+        "subjective_name": _name,
+        "physiology_name": _name,
+        "pre_time_min": _number,
+        "post_times_min": _numbers,
+        "hormones": _strings,
+        "hormone_window_min": _numbers,
+        "cardiovascular": _strings,
+        "cardiovascular_window_min": _nullable(_numbers),
+        "fdr_q": _probability,
+        "selection_p": _probability,
+        "selection_basis": _basis,
+        "correlation_pairs": _pairs,
+    }
+)
+
+
+def load_behavior_config(path: str | Path | None) -> BehaviorConfig:
+    """Read a JSON file that overrides fields of :class:`BehaviorConfig`.
+
+    Parameters
+    ----------
+    path : str or Path or None
+        A JSON object whose keys are :class:`BehaviorConfig` field names, e.g.
+        ``{"hormone_window_min": [10, 30, 60], "aversive_sign": {"craving": 1}}``.
+        ``aversive_sign`` entries are merged into the defaults; every other key replaces the
+        default. None returns the defaults.
+
+    Returns
+    -------
+    BehaviorConfig
+
+    Raises
+    ------
+    InputError
+        If the file is missing or not a JSON object, a key is unknown (the message lists the
+        valid keys), or a value has the wrong type.
+    """
+    if path is None:
+        return BehaviorConfig()
+    path = Path(path)
+    if not path.is_file():
+        msg = f"behaviour config {path} does not exist. Pass an existing JSON file."
+        raise InputError(msg)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        msg = f"behaviour config {path} is not valid JSON ({exc}). Fix the file."
+        raise InputError(msg) from exc
+    if not isinstance(raw, dict):
+        msg = f"behaviour config {path} must hold a JSON object {{key: value}}; got {type(raw)}."
+        raise InputError(msg)
+    unknown = sorted(set(raw) - set(_CONVERTERS))
+    if unknown:
+        msg = (
+            f"behaviour config {path}: unknown key(s) {unknown}. Valid keys: "
+            f"{sorted(_CONVERTERS)}."
+        )
+        raise InputError(msg)
+    values = {key: _CONVERTERS[key](key, value) for key, value in raw.items()}
+    return BehaviorConfig(**values)
+
+
+# --------------------------------------------------------------------------- phenotype TSV
+
+
+def _strip_prefix(value: str, prefix: str) -> str:
+    value = value.strip()
+    return value[len(prefix) :] if value.startswith(prefix) else value
+
+
+def _listed(items: Sequence[object]) -> str:
+    shown = ", ".join(str(i) for i in items[:_MAX_LISTED])
+    return shown + (f" and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
+
+
+def _read_raw(path: Path) -> pd.DataFrame:
+    """Read every cell as a string, checking the row lengths and the header for duplicates."""
+    sep = "\t"
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        msg = f"{path}: not UTF-8 text ({exc}). Save the file as UTF-8."
+        raise InputError(msg) from exc
+    if not lines or not lines[0].strip():
+        msg = f"{path}: the file is empty or has no header line."
+        raise InputError(msg)
+    header = lines[0].split(sep)
+    ragged = [
+        f"line {i + 1} has {len(line.split(sep))}"
+        for i, line in enumerate(lines[1:], start=1)
+        if line.strip() and len(line.split(sep)) != len(header)
+    ]
+    if ragged:
+        msg = (
+            f"{path}: the header has {len(header)} tab-separated fields but {_listed(ragged)}. "
+            "Every row needs one cell per column (write n/a for a missing value)."
+        )
+        raise InputError(msg)
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        msg = f"{path}: duplicate column name(s) {dup} in the header. Give each column one name."
+        raise InputError(msg)
+    try:
+        raw = pd.read_csv(
+            path, sep=sep, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig"
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        msg = f"{path}: cannot be read as a tab-separated table ({exc}). Fix the file."
+        raise InputError(msg) from exc
+    return raw.fillna("")
+
+
+def _check_columns(path: Path, raw: pd.DataFrame) -> list[str]:
+    missing = [c for c in ID_COLUMNS if c not in raw.columns]
+    if missing:
+        msg = (
+            f"{path}: missing required column(s) {missing}; expected {list(ID_COLUMNS)} then one "
+            f"column per measure, found {list(raw.columns)}. Rename or add the columns."
+        )
+        raise InputError(msg)
+    measures = [c for c in raw.columns if c not in ID_COLUMNS]
+    if not measures:
+        msg = f"{path}: no measure columns after {list(ID_COLUMNS)}. Add one column per measure."
+        raise InputError(msg)
+    if len(raw) == 0:
+        msg = f"{path}: the table has a header but no rows."
+        raise InputError(msg)
+    return measures
+
+
+def _parse_numeric(
+    path: Path, raw: pd.DataFrame, column: str, problems: list[str], allow_missing: bool
+) -> np.ndarray:
+    values = np.full(len(raw), np.nan)
+    bad: list[str] = []
+    for i, cell in enumerate(raw[column].astype(str)):
+        text = cell.strip()
+        if text in _MISSING:
+            if not allow_missing:
+                bad.append(f"line {i + 2}: {cell!r}")
+            continue
+        try:
+            values[i] = float(text)
+        except ValueError:
+            bad.append(f"line {i + 2}: {cell!r}")
+            continue
+        if not math.isfinite(values[i]):
+            bad.append(f"line {i + 2}: {cell!r}")
+    if bad:
+        expected = "a finite number" + (" or n/a" if allow_missing else " (n/a is not allowed)")
+        problems.append(
+            f"{path}: column {column!r} expected {expected}; found {_listed(bad)}. "
+            "Fix those cells (use n/a for a missing value)."
+        )
+    return values
+
+
+def _parse_labels(
+    path: Path, raw: pd.DataFrame, column: str, prefix: str, problems: list[str]
+) -> list[str]:
+    labels = [_strip_prefix(str(v), prefix) for v in raw[column]]
+    bad = [
+        f"line {i + 2}: {v!r}"
+        for i, v in enumerate(raw[column])
+        if not _LABEL.fullmatch(labels[i])
+    ]
+    if bad:
+        problems.append(
+            f"{path}: column {column!r} expected alphanumeric labels such as "
+            f"'{prefix}01' or '01'; found {_listed(bad)}."
+        )
+    return labels
+
+
+def _check_known(
+    path: Path,
+    labels: Iterable[str],
+    known: Iterable[str] | None,
+    what: str,
+    prefix: str,
+    problems: list[str],
+) -> None:
+    if known is None:
+        return
+    allowed = {_strip_prefix(str(k), prefix) for k in known}
+    unknown = sorted(set(labels) - allowed)
+    if unknown:
+        problems.append(
+            f"{path}: unknown {what}(s) {_listed(unknown)}; expected one of "
+            f"{_listed(sorted(allowed))}. Fix the labels or remove those rows."
+        )
+
+
+def _check_duplicates(path: Path, table: pd.DataFrame, problems: list[str]) -> None:
+    dup = table.duplicated(subset=list(ID_COLUMNS), keep=False)
+    if dup.any():
+        rows = [
+            f"line {i + 2}: ({p}, {s}, {t:g})"
+            for i, (p, s, t) in zip(
+                np.flatnonzero(dup.to_numpy()),
+                table.loc[dup, list(ID_COLUMNS)].itertuples(index=False),
+                strict=True,
+            )
+        ]
+        problems.append(
+            f"{path}: duplicate (participant_id, session_id, time_min) rows: {_listed(rows)}. "
+            "Keep one row per participant, session and time point."
+        )
+
+
+def _read_sidecar(path: Path) -> dict[str, Any]:
+    sidecar = path.with_suffix(".json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        content = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        msg = f"{sidecar}: not valid JSON ({exc}). Fix or remove the sidecar."
+        raise InputError(msg) from exc
+    if not isinstance(content, dict):
+        msg = f"{sidecar}: must hold a JSON object (column -> description); got {type(content)}."
+        raise InputError(msg)
+    return content
+
+
+def read_phenotype(
+    bids_dir: str | Path,
+    name: str,
+    participants: Iterable[str] | None = None,
+    sessions: Iterable[str] | None = None,
+) -> pd.DataFrame | None:
+    """Read and validate ``<bids_dir>/phenotype/<name>.tsv`` (long format).
+
+    Parameters
+    ----------
+    bids_dir : str or Path
+        The BIDS root.
+    name : str
+        Table name without extension, e.g. ``"subjective"`` or ``"physiology"``.
+    participants : iterable of str, optional
+        Known participant labels (bare or ``sub-``-prefixed); rows of other participants are an
+        error. None = no check.
+    sessions : iterable of str, optional
+        Known session labels (bare or ``ses-``-prefixed); None = no check.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        None when the file does not exist. Otherwise columns ``participant_id`` and
+        ``session_id`` (bare labels, str), ``time_min`` (float, minutes) and the measure
+        columns (float64, NaN for ``n/a``/empty), sorted by participant, session and time.
+        ``attrs["sidecar"]`` holds the optional ``<name>.json`` content and ``attrs["source"]``
+        the file path.
+
+    Raises
+    ------
+    InputError
+        Missing required columns, duplicate header names, or an unreadable file/sidecar.
+    ValidationError
+        (an :class:`InputError`) listing every problem found in the rows: non-numeric cells,
+        missing ``time_min``, bad labels, unknown participants or sessions, duplicate rows.
+    """
+    path = Path(bids_dir) / "phenotype" / f"{name}.tsv"
+    if not path.is_file():
+        logger.info("No %s: the analyses that need it are skipped.", path)
+        return None
+    raw = _read_raw(path)
+    measures = _check_columns(path, raw)
+    problems: list[str] = []
+    table = pd.DataFrame(
+        {
+            "participant_id": _parse_labels(path, raw, "participant_id", "sub-", problems),
+            "session_id": _parse_labels(path, raw, "session_id", "ses-", problems),
+            "time_min": _parse_numeric(path, raw, "time_min", problems, allow_missing=False),
+        }
+    )
+    for column in measures:
+        table[column] = _parse_numeric(path, raw, column, problems, allow_missing=True)
+    _check_known(path, table["participant_id"], participants, "participant", "sub-", problems)
+    _check_known(path, table["session_id"], sessions, "session", "ses-", problems)
+    _check_duplicates(path, table, problems)
+    if problems:
+        raise ValidationError(problems)
+    table = table.sort_values(list(ID_COLUMNS), kind="stable", ignore_index=True)
+    table.attrs["sidecar"] = _read_sidecar(path)
+    table.attrs["source"] = str(path)
+    logger.info(
+        "Read %s: %d rows, %d participants, measures %s.",
+        path,
+        len(table),
+        table["participant_id"].nunique(),
+        measures,
+    )
+    return table

@@ -1,0 +1,774 @@
+r"""ROI statistics: paired tests, effect sizes, corrections and net DA release / rCBF change.
+
+Pure functions on arrays and tidy tables (numpy, scipy, pandas); no file I/O.
+
+Conventions (shared with :mod:`bids_app.stats.behavior`)
+--------------------------------------------------------
+* Paired differences are always ``challenge - baseline``: a negative ``t`` means the
+  challenge lowered the measure (for BPND this is dopamine release).
+* Cohen's d of a paired design is :math:`d_z = \bar{\Delta} / s_{\Delta}`, the mean paired
+  difference over the sample SD (``ddof=1``) of the differences, with the same sign as ``t``
+  (``t = d_z \sqrt{n}``).
+* ``mean_change_pct`` of a paired test is the relative change of the group means,
+  ``100 * (mean(challenge) - mean(baseline)) / mean(baseline)``, computed on the pairs that
+  enter the test, so that it can be read off the ``baseline_mean`` and ``challenge_mean``
+  columns of ``roi_stats.tsv``. (The per-participant relative changes are reported separately
+  in ``participant_measures.tsv``.)
+* Pairs with a non-finite value in either condition are dropped; ``n`` counts the pairs used.
+* Numerical failures (fewer than two pairs, zero variance of the differences) give NaN and a
+  ``status`` string, never 0.
+
+Net DA release and net rCBF change
+----------------------------------
+Following the paper's Methods ("DA release was calculated by subtracting the BPnd in the drug
+condition from that in the SAL condition and dividing the result by BPnd in the SAL condition
+[...] Net DA release was calculated by averaging DA release across the striatum"), the pipeline
+uses the **voxelwise** definition: the relative change is computed in every striatal voxel and
+then averaged over the valid voxels (finite values in both sessions and a baseline value above
+``baseline_floor``, default 0.1, which keeps near-zero baseline voxels at the mask edge from
+dominating the mean through a tiny denominator). The relative change of the striatal means
+(``method="roi_mean"``) is available as a robustness check.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import stats as sps
+
+from bids_app.errors import StatsError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_BASELINE_FLOOR",
+    "DEFAULT_CORRECTION_FAMILIES",
+    "DEFAULT_ROIS",
+    "ROI_STATS_COLUMNS",
+    "CorrectionFamily",
+    "NetChange",
+    "OneSampleResult",
+    "PairedTestResult",
+    "dorsal_vs_ventral_test",
+    "net_da_release",
+    "net_rcbf_change",
+    "one_sample_test",
+    "paired_roi_test",
+    "relative_change_voxelwise",
+    "relative_changes_by_roi",
+    "roi_participant_measures",
+    "roi_statistics",
+]
+
+Direction = Literal["decrease", "increase"]
+NetMethod = Literal["voxelwise", "roi_mean"]
+CorrectionMethod = Literal["none", "bonferroni"]
+
+#: Columns of ``roi_stats.tsv`` fixed by the CONTRACT (``status`` is an extra, last column).
+ROI_STATS_COLUMNS: tuple[str, ...] = (
+    "measure",
+    "roi",
+    "n",
+    "baseline_mean",
+    "baseline_sd",
+    "challenge_mean",
+    "challenge_sd",
+    "mean_change_pct",
+    "t",
+    "df",
+    "p",
+    "cohen_d",
+    "p_corrected",
+    "correction",
+    "status",
+)
+
+#: ROI names of the CONTRACT, in report order.
+DEFAULT_ROIS: tuple[str, ...] = (
+    "dorsal_striatum",
+    "ventral_striatum",
+    "striatum",
+    "pituitary",
+    "carotid",
+    "habenula",
+    "habenula_control",
+)
+
+#: Baseline values at or below this floor are excluded from voxelwise relative changes.
+DEFAULT_BASELINE_FLOOR = 0.1
+
+_MEASURES: tuple[str, ...] = ("BPND", "R1")
+_TABLE_COLUMNS: tuple[str, ...] = ("participant_id", "measure", "roi", "baseline", "challenge")
+
+
+@dataclass(frozen=True)
+class PairedTestResult:
+    """Result of a paired t-test of challenge versus baseline.
+
+    Attributes
+    ----------
+    n : int
+        Number of complete pairs used.
+    baseline_mean, baseline_sd, challenge_mean, challenge_sd : float
+        Mean and sample SD (``ddof=1``) per condition over the complete pairs, in the
+        measure's units.
+    mean_change_pct : float
+        ``100 * (challenge_mean - baseline_mean) / baseline_mean`` (percent).
+    t, df, p : float
+        Paired t statistic of ``challenge - baseline``, its degrees of freedom (``n - 1``)
+        and the two-sided p-value.
+    cohen_d : float
+        Mean difference over the SD of the differences (``d_z``; sign of ``t``).
+    status : str
+        ``"ok"``, ``"too_few_pairs"`` (n < 2) or ``"zero_variance"`` (constant differences).
+    """
+
+    n: int
+    baseline_mean: float
+    baseline_sd: float
+    challenge_mean: float
+    challenge_sd: float
+    mean_change_pct: float
+    t: float
+    df: float
+    p: float
+    cohen_d: float
+    status: str = "ok"
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        """Return the fields as a plain dict (column name -> value)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class OneSampleResult:
+    """Result of a one-sample t-test of ``mean == 0``.
+
+    Attributes
+    ----------
+    n : int
+        Number of finite values used.
+    mean, sd : float
+        Sample mean and SD (``ddof=1``) of the values.
+    t, df, p : float
+        t statistic, degrees of freedom (``n - 1``) and two-sided p-value.
+    cohen_d : float
+        ``mean / sd`` (sign of ``t``).
+    status : str
+        ``"ok"``, ``"too_few_values"`` (n < 2) or ``"zero_variance"``.
+    """
+
+    n: int
+    mean: float
+    sd: float
+    t: float
+    df: float
+    p: float
+    cohen_d: float
+    status: str = "ok"
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        """Return the fields as a plain dict (name -> value)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class NetChange:
+    """A relative change averaged over a region (fraction, 0.10 = 10 %).
+
+    Attributes
+    ----------
+    value : float
+        The net relative change (NaN when no voxel is valid).
+    n_voxels : int
+        Number of mask voxels that entered the average.
+    n_excluded : int
+        Number of mask voxels excluded (non-finite in either session or baseline at or
+        below the floor).
+    method : str
+        ``"voxelwise"`` (mean of voxelwise relative changes) or ``"roi_mean"`` (relative
+        change of the regional means).
+    direction : str
+        ``"decrease"``: ``(baseline - challenge) / baseline`` (positive = decrease, e.g. DA
+        release); ``"increase"``: ``(challenge - baseline) / baseline``.
+    """
+
+    value: float
+    n_voxels: int
+    n_excluded: int
+    method: str
+    direction: str
+
+
+@dataclass(frozen=True)
+class CorrectionFamily:
+    """A family of ROI tests corrected together for multiple comparisons.
+
+    Attributes
+    ----------
+    members : tuple of (str, str)
+        ``(measure, roi)`` pairs of the family, e.g. ``(("R1", "habenula"), ("R1",
+        "habenula_control"))``.
+    method : {"bonferroni", "none"}
+        ``"bonferroni"`` multiplies p by the family size ``len(members)`` (capped at 1); the
+        family size is fixed by design, even if a member is missing from the data.
+    """
+
+    members: tuple[tuple[str, str], ...]
+    method: CorrectionMethod = "bonferroni"
+
+    @property
+    def label(self) -> str:
+        """Return the value written to the ``correction`` column (e.g. ``bonferroni_n2``)."""
+        if self.method == "none":
+            return "none"
+        return f"{self.method}_n{len(self.members)}"
+
+    def adjust(self, p: float) -> float:
+        """Return the corrected p-value of one member's uncorrected ``p``."""
+        if self.method == "none" or not np.isfinite(p):
+            return float(p)
+        return float(min(1.0, p * len(self.members)))
+
+
+#: The paper's correction scheme: the a-priori BPND ROIs (dorsal, ventral, striatum) and the
+#: exploratory R1 ROIs (pituitary, carotid) are reported uncorrected; the habenula and its
+#: control ROI are Bonferroni-corrected as a pair ("corrected for multiple comparisons for
+#: these two ROIs (n = 2, p < 0.025)"), for either measure. Unlisted tests are uncorrected.
+DEFAULT_CORRECTION_FAMILIES: tuple[CorrectionFamily, ...] = (
+    CorrectionFamily((("R1", "habenula"), ("R1", "habenula_control")), "bonferroni"),
+    CorrectionFamily((("BPND", "habenula"), ("BPND", "habenula_control")), "bonferroni"),
+)
+
+
+def _as_float_array(values: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        msg = f"{name} must be numeric; got values that cannot be converted to float ({exc})."
+        raise StatsError(msg) from exc
+    return arr.ravel()
+
+
+def _sd(x: npt.NDArray[np.float64]) -> float:
+    return float(np.std(x, ddof=1)) if x.size >= 2 else float("nan")
+
+
+def _mean(x: npt.NDArray[np.float64]) -> float:
+    return float(np.mean(x)) if x.size >= 1 else float("nan")
+
+
+def _t_from_mean_sd(mean: float, sd: float, n: int) -> tuple[float, float, float, float, str]:
+    """Return ``(t, df, p, d, status)`` of a one-sample t-test from summary statistics."""
+    nan = float("nan")
+    if n < 2:
+        return nan, nan, nan, nan, "too_few"
+    df = float(n - 1)
+    if not np.isfinite(sd) or sd <= 0.0:
+        return nan, df, nan, nan, "zero_variance"
+    d = mean / sd
+    t = d * np.sqrt(n)
+    p = float(2.0 * sps.t.sf(abs(t), df))
+    return float(t), df, p, float(d), "ok"
+
+
+def paired_roi_test(baseline: npt.ArrayLike, challenge: npt.ArrayLike) -> PairedTestResult:
+    """Paired t-test of challenge versus baseline values, NaN-robust.
+
+    Parameters
+    ----------
+    baseline, challenge : (n_participants,) array_like
+        One value per participant and condition, in the measure's units (e.g. BPND,
+        unitless). Pairs with a non-finite value in either array are dropped.
+
+    Returns
+    -------
+    PairedTestResult
+        Means, SDs, ``mean_change_pct``, ``t``, ``df``, two-sided ``p`` and Cohen's ``d_z``
+        of ``challenge - baseline`` (see the module docstring for the conventions).
+
+    Raises
+    ------
+    StatsError
+        If the arrays differ in length or are not numeric.
+    """
+    b = _as_float_array(baseline, "baseline")
+    c = _as_float_array(challenge, "challenge")
+    if b.shape != c.shape:
+        msg = (
+            f"paired test needs one baseline and one challenge value per participant; got "
+            f"{b.size} baseline and {c.size} challenge values. Pass aligned arrays."
+        )
+        raise StatsError(msg)
+    keep = np.isfinite(b) & np.isfinite(c)
+    b, c = b[keep], c[keep]
+    n = int(b.size)
+    diff = c - b
+    t, df, p, d, status = _t_from_mean_sd(_mean(diff), _sd(diff), n)
+    if status == "too_few":
+        status = "too_few_pairs"
+    b_mean, c_mean = _mean(b), _mean(c)
+    change_pct = 100.0 * (c_mean - b_mean) / b_mean if n and b_mean != 0 else float("nan")
+    return PairedTestResult(
+        n=n,
+        baseline_mean=b_mean,
+        baseline_sd=_sd(b),
+        challenge_mean=c_mean,
+        challenge_sd=_sd(c),
+        mean_change_pct=float(change_pct),
+        t=t,
+        df=df,
+        p=p,
+        cohen_d=d,
+        status=status,
+    )
+
+
+def one_sample_test(values: npt.ArrayLike) -> OneSampleResult:
+    """One-sample t-test of ``mean(values) == 0`` (e.g. net DA release across participants).
+
+    Parameters
+    ----------
+    values : (n_participants,) array_like
+        One value per participant (e.g. net DA release, a fraction). Non-finite values are
+        dropped.
+
+    Returns
+    -------
+    OneSampleResult
+        ``n``, ``mean``, ``sd``, ``t``, ``df = n - 1``, two-sided ``p`` and Cohen's
+        ``d = mean / sd``.
+    """
+    x = _as_float_array(values, "values")
+    x = x[np.isfinite(x)]
+    n = int(x.size)
+    mean, sd = _mean(x), _sd(x)
+    t, df, p, d, status = _t_from_mean_sd(mean, sd, n)
+    if status == "too_few":
+        status = "too_few_values"
+    return OneSampleResult(n=n, mean=mean, sd=sd, t=t, df=df, p=p, cohen_d=d, status=status)
+
+
+def _relative_change(
+    baseline: npt.NDArray[np.float64],
+    challenge: npt.NDArray[np.float64],
+    direction: Direction,
+) -> npt.NDArray[np.float64]:
+    if direction == "decrease":
+        return (baseline - challenge) / baseline
+    if direction == "increase":
+        return (challenge - baseline) / baseline
+    msg = f"direction must be one of 'decrease', 'increase'; got {direction!r}."
+    raise StatsError(msg)
+
+
+def _check_maps(
+    baseline_map: npt.ArrayLike, challenge_map: npt.ArrayLike, mask: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    b = np.asarray(baseline_map, dtype=np.float64)
+    c = np.asarray(challenge_map, dtype=np.float64)
+    m = np.asarray(mask)
+    if not (b.shape == c.shape == m.shape):
+        msg = (
+            f"baseline map, challenge map and mask must have the same shape; got "
+            f"{b.shape}, {c.shape} and {m.shape}. Resample them to one grid first."
+        )
+        raise StatsError(msg)
+    if m.dtype != np.bool_:
+        m = np.isfinite(m.astype(np.float64)) & (m.astype(np.float64) > 0)
+    return b, c, m
+
+
+def relative_change_voxelwise(
+    baseline_map: npt.ArrayLike,
+    challenge_map: npt.ArrayLike,
+    mask: npt.ArrayLike,
+    direction: Direction,
+    baseline_floor: float = DEFAULT_BASELINE_FLOOR,
+) -> npt.NDArray[np.float64]:
+    """Voxelwise relative change between two parameter maps.
+
+    Parameters
+    ----------
+    baseline_map, challenge_map : ndarray, shape (X, Y, Z) or any shape
+        Parameter maps of the two sessions on the same grid (e.g. BPND, unitless; R1,
+        unitless). NaN marks voxels without a fit.
+    mask : ndarray of bool (or numeric, > 0 = in), same shape
+        The region (e.g. the striatum).
+    direction : {"decrease", "increase"}
+        ``"decrease"``: ``(baseline - challenge) / baseline`` (DA release: positive when BPND
+        falls); ``"increase"``: ``(challenge - baseline) / baseline`` (rCBF change).
+    baseline_floor : float, default 0.1
+        Voxels whose baseline value is at or below this floor are invalid (a near-zero
+        denominator would dominate any average).
+
+    Returns
+    -------
+    ndarray of float64, same shape
+        The relative change (fraction) in valid mask voxels, NaN elsewhere.
+    """
+    b, c, m = _check_maps(baseline_map, challenge_map, mask)
+    valid = m & np.isfinite(b) & np.isfinite(c) & (b > baseline_floor)
+    out = np.full(b.shape, np.nan)
+    out[valid] = _relative_change(b[valid], c[valid], direction)
+    return out
+
+
+def _net_change(
+    baseline_map: npt.ArrayLike,
+    challenge_map: npt.ArrayLike,
+    mask: npt.ArrayLike,
+    direction: Direction,
+    method: NetMethod,
+    baseline_floor: float,
+) -> NetChange:
+    b, c, m = _check_maps(baseline_map, challenge_map, mask)
+    n_mask = int(m.sum())
+    if n_mask == 0:
+        msg = "the region mask is empty: no voxel to average. Check the atlas/mask resampling."
+        raise StatsError(msg)
+    if method == "voxelwise":
+        rel = relative_change_voxelwise(b, c, m, direction, baseline_floor)
+        used = rel[np.isfinite(rel)]
+        value = float(np.mean(used)) if used.size else float("nan")
+    elif method == "roi_mean":
+        valid = m & np.isfinite(b) & np.isfinite(c)
+        used = b[valid]
+        b_mean = float(np.mean(b[valid])) if used.size else float("nan")
+        c_mean = float(np.mean(c[valid])) if used.size else float("nan")
+        ok = np.isfinite(b_mean) and b_mean > baseline_floor
+        value = (
+            float(_relative_change(np.array([b_mean]), np.array([c_mean]), direction)[0])
+            if ok
+            else float("nan")
+        )
+    else:
+        msg = f"method must be one of 'voxelwise', 'roi_mean'; got {method!r}."
+        raise StatsError(msg)
+    n_used = int(used.size)
+    if n_used == 0:
+        logger.warning(
+            "No valid voxel in the region (of %d mask voxels): net change is NaN.", n_mask
+        )
+    return NetChange(
+        value=value,
+        n_voxels=n_used,
+        n_excluded=n_mask - n_used,
+        method=method,
+        direction=direction,
+    )
+
+
+def net_da_release(
+    bp_baseline: npt.ArrayLike,
+    bp_challenge: npt.ArrayLike,
+    striatum_mask: npt.ArrayLike,
+    method: NetMethod = "voxelwise",
+    baseline_floor: float = DEFAULT_BASELINE_FLOOR,
+) -> NetChange:
+    """Net DA release: mean over the striatum of ``(BP_baseline - BP_challenge) / BP_baseline``.
+
+    Parameters
+    ----------
+    bp_baseline, bp_challenge : ndarray, shape (X, Y, Z)
+        BPND maps of the baseline and challenge sessions on one grid (NaN = no fit).
+    striatum_mask : ndarray of bool, same shape
+        The striatum.
+    method : {"voxelwise", "roi_mean"}, default "voxelwise"
+        ``"voxelwise"`` (the paper, and the pipeline): mean of the voxelwise relative changes
+        over valid voxels; ``"roi_mean"``: relative change of the striatal mean BPND.
+    baseline_floor : float, default 0.1
+        Voxels with baseline BPND at or below the floor are excluded (voxelwise), or the
+        result is NaN when the regional mean is at or below it (roi_mean).
+
+    Returns
+    -------
+    NetChange
+        ``value`` is a fraction; positive = BPND decrease = DA release.
+    """
+    return _net_change(
+        bp_baseline, bp_challenge, striatum_mask, "decrease", method, baseline_floor
+    )
+
+
+def net_rcbf_change(
+    r1_baseline: npt.ArrayLike,
+    r1_challenge: npt.ArrayLike,
+    striatum_mask: npt.ArrayLike,
+    method: NetMethod = "voxelwise",
+    baseline_floor: float = DEFAULT_BASELINE_FLOOR,
+) -> NetChange:
+    """Net rCBF change: mean over the striatum of ``(R1_challenge - R1_baseline) / R1_baseline``.
+
+    Parameters
+    ----------
+    r1_baseline, r1_challenge : ndarray, shape (X, Y, Z)
+        R1 maps (unitless, K1/K1') of the two sessions on one grid.
+    striatum_mask : ndarray of bool, same shape
+        The striatum.
+    method : {"voxelwise", "roi_mean"}, default "voxelwise"
+        See :func:`net_da_release`.
+    baseline_floor : float, default 0.1
+        See :func:`net_da_release`.
+
+    Returns
+    -------
+    NetChange
+        ``value`` is a fraction; positive = R1 increase.
+    """
+    return _net_change(
+        r1_baseline, r1_challenge, striatum_mask, "increase", method, baseline_floor
+    )
+
+
+def dorsal_vs_ventral_test(
+    dorsal_b: npt.ArrayLike,
+    dorsal_c: npt.ArrayLike,
+    ventral_b: npt.ArrayLike,
+    ventral_c: npt.ArrayLike,
+) -> PairedTestResult:
+    """Paired t-test of the relative changes of two regions (dorsal vs ventral striatum).
+
+    The relative change ``(challenge - baseline) / baseline`` is computed per participant in
+    each region, and the test is on ``dorsal - ventral`` across participants.
+
+    Parameters
+    ----------
+    dorsal_b, dorsal_c, ventral_b, ventral_c : (n_participants,) array_like
+        Regional values (e.g. BPND) per participant in the baseline (``_b``) and challenge
+        (``_c``) sessions, aligned by participant.
+
+    Returns
+    -------
+    PairedTestResult
+        ``t``, ``df``, ``p`` and ``cohen_d`` of ``rel_dorsal - rel_ventral`` (negative when
+        the dorsal region decreases more); ``mean_change_pct`` holds
+        ``100 * mean(rel_dorsal - rel_ventral)`` (percentage points); the per-condition
+        mean/SD fields are NaN (there is no baseline/challenge value for a contrast).
+    """
+    arrays = [
+        _as_float_array(a, name)
+        for a, name in zip(
+            (dorsal_b, dorsal_c, ventral_b, ventral_c),
+            ("dorsal_b", "dorsal_c", "ventral_b", "ventral_c"),
+            strict=True,
+        )
+    ]
+    if len({a.size for a in arrays}) != 1:
+        msg = (
+            "dorsal_vs_ventral_test needs the same participants in all four arrays; got sizes "
+            f"{[a.size for a in arrays]}."
+        )
+        raise StatsError(msg)
+    db, dc, vb, vc = arrays
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel_d = np.where(db != 0, (dc - db) / db, np.nan)
+        rel_v = np.where(vb != 0, (vc - vb) / vb, np.nan)
+    # The contrast is a paired test of rel_ventral (as "baseline") vs rel_dorsal.
+    res = paired_roi_test(rel_v, rel_d)
+    keep = np.isfinite(rel_d) & np.isfinite(rel_v)
+    mean_pp = 100.0 * float(np.mean(rel_d[keep] - rel_v[keep])) if keep.any() else float("nan")
+    nan = float("nan")
+    return PairedTestResult(
+        n=res.n,
+        baseline_mean=nan,
+        baseline_sd=nan,
+        challenge_mean=nan,
+        challenge_sd=nan,
+        mean_change_pct=mean_pp,
+        t=res.t,
+        df=res.df,
+        p=res.p,
+        cohen_d=res.cohen_d,
+        status=res.status,
+    )
+
+
+def _check_table(table: pd.DataFrame) -> None:
+    missing = [c for c in _TABLE_COLUMNS if c not in table.columns]
+    if missing:
+        msg = (
+            f"ROI table is missing column(s) {missing}; expected {list(_TABLE_COLUMNS)}, got "
+            f"{list(table.columns)}."
+        )
+        raise StatsError(msg)
+    dup = table.duplicated(subset=["participant_id", "measure", "roi"])
+    if dup.any():
+        first = table.loc[dup, ["participant_id", "measure", "roi"]].iloc[0].tolist()
+        msg = (
+            f"ROI table has {int(dup.sum())} duplicate (participant_id, measure, roi) row(s), "
+            f"e.g. {first}; each participant needs one row per measure and ROI."
+        )
+        raise StatsError(msg)
+
+
+def _family_lookup(
+    families: Iterable[CorrectionFamily],
+) -> dict[tuple[str, str], CorrectionFamily]:
+    lookup: dict[tuple[str, str], CorrectionFamily] = {}
+    for family in families:
+        for member in family.members:
+            if member in lookup:
+                msg = f"{member} belongs to more than one correction family; give it one."
+                raise StatsError(msg)
+            lookup[member] = family
+    return lookup
+
+
+def _row(
+    measure: str, roi: str, res: PairedTestResult, family: CorrectionFamily | None
+) -> dict[str, object]:
+    row: dict[str, object] = {"measure": measure, "roi": roi, **res.as_dict()}
+    row["p_corrected"] = family.adjust(res.p) if family else res.p
+    row["correction"] = family.label if family else "none"
+    return row
+
+
+def _pairs(sub: pd.DataFrame, roi: str) -> pd.DataFrame:
+    return sub.loc[sub["roi"] == roi].set_index("participant_id")[["baseline", "challenge"]]
+
+
+def roi_statistics(
+    table: pd.DataFrame,
+    rois: Sequence[str] | None = None,
+    measures: Sequence[str] | None = None,
+    corrections: Sequence[CorrectionFamily] = DEFAULT_CORRECTION_FAMILIES,
+    contrast_measures: Sequence[str] = ("BPND",),
+) -> pd.DataFrame:
+    """ROI statistics table (``roi_stats.tsv``) from a tidy table of regional values.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Tidy input, one row per participant, measure and ROI, with columns
+        ``participant_id``, ``measure`` (``"BPND"`` | ``"R1"``), ``roi``, ``baseline`` and
+        ``challenge`` (regional values in each session; NaN allowed).
+    rois : sequence of str, optional
+        ROIs to test, in output order. Default: the CONTRACT ROIs present in ``table`` (in
+        :data:`DEFAULT_ROIS` order) followed by any other ROI in the table (sorted).
+    measures : sequence of str, optional
+        Measures to test, in output order. Default: ``BPND`` then ``R1`` (those present).
+    corrections : sequence of CorrectionFamily, default :data:`DEFAULT_CORRECTION_FAMILIES`
+        Multiple-comparison families. Tests not in any family are uncorrected
+        (``p_corrected = p``, ``correction = "none"``), as the paper reports its a-priori
+        BPND ROIs and the exploratory pituitary/carotid R1 ROIs.
+    contrast_measures : sequence of str, default ("BPND",)
+        Measures for which a ``dorsal_vs_ventral`` row (see :func:`dorsal_vs_ventral_test`)
+        is added after the measure's ROI rows, when both regions are in the table.
+        Uncorrected (a-priori).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`ROI_STATS_COLUMNS`, one row per (measure, roi) tested.
+
+    Raises
+    ------
+    StatsError
+        If columns are missing, rows are duplicated, or a ROI belongs to two families.
+    """
+    _check_table(table)
+    lookup = _family_lookup(corrections)
+    present_rois = list(dict.fromkeys(table["roi"].astype(str)))
+    if rois is None:
+        rois = [r for r in DEFAULT_ROIS if r in present_rois]
+        rois += sorted(r for r in present_rois if r not in DEFAULT_ROIS)
+    present_measures = set(table["measure"].astype(str))
+    if measures is None:
+        measures = [m for m in _MEASURES if m in present_measures]
+        measures += sorted(m for m in present_measures if m not in _MEASURES)
+    rows: list[dict[str, object]] = []
+    for measure in measures:
+        sub = table.loc[table["measure"] == measure]
+        for roi in rois:
+            pairs = _pairs(sub, roi)
+            if pairs.empty:
+                logger.info("No %s values for ROI %r: row skipped.", measure, roi)
+                continue
+            res = paired_roi_test(pairs["baseline"], pairs["challenge"])
+            rows.append(_row(measure, roi, res, lookup.get((measure, roi))))
+        if measure in contrast_measures:
+            dorsal, ventral = _pairs(sub, "dorsal_striatum"), _pairs(sub, "ventral_striatum")
+            if not dorsal.empty and not ventral.empty:
+                both = dorsal.join(ventral, how="inner", lsuffix="_d", rsuffix="_v")
+                res = dorsal_vs_ventral_test(
+                    both["baseline_d"],
+                    both["challenge_d"],
+                    both["baseline_v"],
+                    both["challenge_v"],
+                )
+                rows.append(_row(measure, "dorsal_vs_ventral", res, None))
+    out = pd.DataFrame(rows, columns=list(ROI_STATS_COLUMNS))
+    return out.astype({"n": "int64"}) if len(out) else out
+
+
+def relative_changes_by_roi(
+    table: pd.DataFrame, measure: str, direction: Direction
+) -> pd.DataFrame:
+    """Per-participant relative change of each ROI (wide table, fractions).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Tidy table as in :func:`roi_statistics`.
+    measure : str
+        ``"BPND"`` or ``"R1"``.
+    direction : {"decrease", "increase"}
+        See :func:`relative_change_voxelwise`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``participant_id``, one column per ROI; NaN where a value is missing or the
+        baseline is 0.
+    """
+    _check_table(table)
+    sub = table.loc[table["measure"] == measure]
+    b = sub.pivot(index="participant_id", columns="roi", values="baseline").astype(float)
+    c = sub.pivot(index="participant_id", columns="roi", values="challenge").astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = _relative_change(b.to_numpy(), c.to_numpy(), direction)
+    rel[~np.isfinite(rel)] = np.nan
+    out = pd.DataFrame(rel, index=b.index, columns=b.columns)
+    out.columns.name = None
+    return out
+
+
+def roi_participant_measures(table: pd.DataFrame) -> pd.DataFrame:
+    """ROI-based columns of ``participant_measures.tsv``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Tidy table as in :func:`roi_statistics`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``participant_id``; columns (when the ROI exists) ``dorsal_da_release`` and
+        ``ventral_da_release`` (``(BP_b - BP_c) / BP_b`` of the regional BPND, fractions),
+        ``pituitary_r1_change`` and ``carotid_r1_change`` (``(R1_c - R1_b) / R1_b``).
+    """
+    parts: list[pd.Series] = []
+    names: dict[tuple[str, Direction, str], str] = {
+        ("BPND", "decrease", "dorsal_striatum"): "dorsal_da_release",
+        ("BPND", "decrease", "ventral_striatum"): "ventral_da_release",
+        ("R1", "increase", "pituitary"): "pituitary_r1_change",
+        ("R1", "increase", "carotid"): "carotid_r1_change",
+    }
+    for (measure, direction, roi), name in names.items():
+        if not ((table["measure"] == measure) & (table["roi"] == roi)).any():
+            continue
+        rel = relative_changes_by_roi(table, measure, direction)
+        parts.append(rel[roi].rename(name))
+    if not parts:
+        return pd.DataFrame(index=pd.Index([], name="participant_id"))
+    out = pd.concat(parts, axis=1)
+    out.index.name = "participant_id"
+    return out
