@@ -1,0 +1,542 @@
+"""PET sidecar and image checks; the sidecar's frame schedule becomes a :class:`FrameTiming`.
+
+Every check here *collects* problems (one line each, worded by :mod:`bids_app.messages`) instead
+of raising on the first one, so that a run can report everything wrong with its inputs at once.
+Seconds become minutes exactly once, in :func:`frame_timing_from_metadata`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import math
+import re
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from bids_app import messages
+from bids_app.errors import MetadataError, ModelError
+from bids_app.kinetics.timing import FrameTiming
+
+logger = logging.getLogger(__name__)
+
+#: Unconditionally REQUIRED PET sidecar fields (BIDS schema, PET rule groups; read from
+#: ``reference/bids_pet/pet_sidecar_field_levels_from_schema.tsv``, level "required", no addendum).
+REQUIRED_PET_FIELDS: tuple[str, ...] = (
+    "Manufacturer",
+    "ManufacturersModelName",
+    "Units",
+    "TracerName",
+    "TracerRadionuclide",
+    "InjectedRadioactivity",
+    "InjectedRadioactivityUnits",
+    "InjectedMass",
+    "InjectedMassUnits",
+    "SpecificRadioactivity",
+    "SpecificRadioactivityUnits",
+    "ModeOfAdministration",
+    "TimeZero",
+    "ScanStart",
+    "InjectionStart",
+    "FrameTimesStart",
+    "FrameDuration",
+    "AcquisitionMode",
+    "ImageDecayCorrected",
+    "ImageDecayCorrectionTime",
+    "ReconMethodName",
+    "ReconMethodParameterLabels",
+    "ReconFilterType",
+    "AttenuationCorrection",
+)
+
+#: Fields required when ``ModeOfAdministration`` is ``"bolus-infusion"``.
+BOLUS_INFUSION_FIELDS: tuple[str, ...] = (
+    "InfusionRadioactivity",
+    "InfusionStart",
+    "InfusionSpeed",
+    "InfusionSpeedUnits",
+    "InjectedVolume",
+)
+
+#: Image units accepted for ``Units`` (activity concentrations; any of them suits a
+#: reference-tissue model, whose parameters are unit-free ratios). Matching ignores case
+#: (``"Bq/ml"`` is accepted and reported as ``"Bq/mL"``); ``µ`` is read as ``u``.
+ALLOWED_PET_UNITS: tuple[str, ...] = ("Bq/mL", "kBq/mL", "MBq/mL", "nCi/mL", "uCi/mL", "mCi/mL")
+
+#: Units accepted for ``InjectedRadioactivityUnits``.
+ALLOWED_RADIOACTIVITY_UNITS: tuple[str, ...] = (
+    "Bq",
+    "kBq",
+    "MBq",
+    "GBq",
+    "nCi",
+    "uCi",
+    "mCi",
+    "Ci",
+)
+
+#: Values of ``ModeOfAdministration`` allowed by the BIDS schema.
+MODES_OF_ADMINISTRATION: tuple[str, ...] = ("bolus", "infusion", "bolus-infusion")
+
+#: Fewest frames a dynamic scan may have for kinetic modelling.
+MIN_FRAMES = 3
+
+_TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?$")
+
+
+# ----------------------------------------------------------------------------- JSON types
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_string(value: object) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _is_number_array(value: object) -> bool:
+    return isinstance(value, list) and len(value) > 0 and all(_is_number(v) for v in value)
+
+
+def _is_string_array(value: object) -> bool:
+    return isinstance(value, list) and len(value) > 0 and all(_is_string(v) for v in value)
+
+
+def _is_number_or_na(value: object) -> bool:
+    return _is_number(value) or value == "n/a"
+
+
+def _is_string_or_string_array(value: object) -> bool:
+    return _is_string(value) or _is_string_array(value)
+
+
+def _is_number_or_number_array(value: object) -> bool:
+    return _is_number(value) or _is_number_array(value)
+
+
+_KINDS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "string": (_is_string, "a non-empty string"),
+    "number": (_is_number, "a number"),
+    "number_or_na": (_is_number_or_na, 'a number (or "n/a")'),
+    "boolean": (lambda v: isinstance(v, bool), "a boolean (true/false)"),
+    "number_array": (_is_number_array, "a non-empty array of numbers"),
+    "string_array": (_is_string_array, "a non-empty array of strings"),
+    "string_or_string_array": (_is_string_or_string_array, "a string or an array of strings"),
+    "number_or_number_array": (_is_number_or_number_array, "a number or an array of numbers"),
+}
+
+#: JSON kind of each field this module checks (required and conditionally required).
+FIELD_KINDS: dict[str, str] = {
+    "Manufacturer": "string",
+    "ManufacturersModelName": "string",
+    "Units": "string",
+    "TracerName": "string",
+    "TracerRadionuclide": "string",
+    "InjectedRadioactivity": "number",
+    "InjectedRadioactivityUnits": "string",
+    "InjectedMass": "number_or_na",
+    "InjectedMassUnits": "string",
+    "SpecificRadioactivity": "number_or_na",
+    "SpecificRadioactivityUnits": "string",
+    "ModeOfAdministration": "string",
+    "TimeZero": "string",
+    "ScanStart": "number",
+    "InjectionStart": "number",
+    "FrameTimesStart": "number_array",
+    "FrameDuration": "number_array",
+    "AcquisitionMode": "string",
+    "ImageDecayCorrected": "boolean",
+    "ImageDecayCorrectionTime": "number",
+    "ReconMethodName": "string",
+    "ReconMethodParameterLabels": "string_array",
+    "ReconMethodParameterUnits": "string_array",
+    "ReconMethodParameterValues": "number_array",
+    "ReconFilterType": "string_or_string_array",
+    "ReconFilterSize": "number_or_number_array",
+    "AttenuationCorrection": "string",
+    "InfusionRadioactivity": "number",
+    "InfusionStart": "number",
+    "InfusionSpeed": "number",
+    "InfusionSpeedUnits": "string",
+    "InjectedVolume": "number",
+}
+
+
+def normalise_units(units: str, allowed: tuple[str, ...] = ALLOWED_PET_UNITS) -> str | None:
+    """Return the canonical spelling of ``units`` from ``allowed``, or None if not allowed.
+
+    Parameters
+    ----------
+    units : str
+        Units as written in the sidecar, e.g. ``"Bq/ml"``.
+    allowed : tuple of str
+        Canonical spellings.
+
+    Returns
+    -------
+    str or None
+        E.g. ``"Bq/mL"``; None when ``units`` matches none of ``allowed`` (ignoring case).
+    """
+    key = units.strip().replace("µ", "u").replace("μ", "u").casefold()
+    for canonical in allowed:
+        if canonical.casefold() == key:
+            return canonical
+    return None
+
+
+# ----------------------------------------------------------------------------- reading
+def read_sidecar(path: Path, prefix: str) -> dict[str, Any]:
+    """Read a JSON sidecar.
+
+    Parameters
+    ----------
+    path : Path
+        The ``*_pet.json`` (or any JSON object) file.
+    prefix : str
+        Message prefix, e.g. ``"sub-01 ses-nal"``.
+
+    Returns
+    -------
+    dict
+        The parsed object.
+
+    Raises
+    ------
+    MetadataError
+        When the file cannot be read, is not valid JSON, or holds something other than an object.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}: {exc.msg}"
+        raise MetadataError(messages.invalid_json(prefix, Path(path), where)) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MetadataError(messages.invalid_json(prefix, Path(path), str(exc))) from exc
+    if not isinstance(data, dict):
+        raise MetadataError(messages.json_not_object(prefix, Path(path), type(data).__name__))
+    return data
+
+
+# ----------------------------------------------------------------------------- sidecar checks
+def check_pet_sidecar(metadata: Mapping[str, Any], sidecar: Path, prefix: str) -> list[str]:
+    """Check a PET sidecar's REQUIRED fields, their types, units and frame schedule.
+
+    Parameters
+    ----------
+    metadata : mapping
+        The parsed sidecar.
+    sidecar : Path
+        Its path (named in messages).
+    prefix : str
+        Message prefix, e.g. ``"sub-01 ses-nal"``.
+
+    Returns
+    -------
+    list of str
+        One line per problem; empty when the sidecar is fine.
+    """
+    required = list(REQUIRED_PET_FIELDS)
+    mode = metadata.get("ModeOfAdministration")
+    if mode == "bolus-infusion":
+        required += list(BOLUS_INFUSION_FIELDS)
+    labels = metadata.get("ReconMethodParameterLabels")
+    if _is_string_array(labels) and "none" not in [str(v).lower() for v in labels]:
+        required += ["ReconMethodParameterUnits", "ReconMethodParameterValues"]
+    filter_type = metadata.get("ReconFilterType")
+    if _is_string_or_string_array(filter_type) and filter_type not in ("none", ["none"]):
+        required.append("ReconFilterSize")
+
+    problems: list[str] = []
+    for field in required:
+        if field not in metadata:
+            problems.append(messages.missing_field(prefix, field, sidecar))
+            continue
+        check, expected = _KINDS[FIELD_KINDS[field]]
+        if not check(metadata[field]):
+            problems.append(messages.wrong_type(prefix, field, expected, metadata[field], sidecar))
+    type_ok = {f for f in required if f in metadata and _KINDS[FIELD_KINDS[f]][0](metadata[f])}
+    problems += _check_values(metadata, sidecar, prefix, type_ok)
+    if {"FrameTimesStart", "FrameDuration"} <= type_ok:
+        problems += check_frame_schedule(
+            metadata["FrameTimesStart"], metadata["FrameDuration"], sidecar, prefix
+        )
+    return problems
+
+
+def _check_values(
+    metadata: Mapping[str, Any], sidecar: Path, prefix: str, type_ok: set[str]
+) -> list[str]:
+    """Check enumerated values and formats of fields whose type is already right."""
+    problems: list[str] = []
+    if "Units" in type_ok and normalise_units(metadata["Units"]) is None:
+        problems.append(
+            messages.bad_value(prefix, "Units", ALLOWED_PET_UNITS, metadata["Units"], sidecar)
+        )
+    if "InjectedRadioactivityUnits" in type_ok:
+        units = metadata["InjectedRadioactivityUnits"]
+        if normalise_units(units, ALLOWED_RADIOACTIVITY_UNITS) is None:
+            problems.append(
+                messages.bad_value(
+                    prefix,
+                    "InjectedRadioactivityUnits",
+                    ALLOWED_RADIOACTIVITY_UNITS,
+                    units,
+                    sidecar,
+                )
+            )
+    if "ModeOfAdministration" in type_ok:
+        mode = metadata["ModeOfAdministration"]
+        if mode not in MODES_OF_ADMINISTRATION:
+            problems.append(
+                messages.bad_value(
+                    prefix, "ModeOfAdministration", MODES_OF_ADMINISTRATION, mode, sidecar
+                )
+            )
+    if "TimeZero" in type_ok and not _TIME_OF_DAY.match(metadata["TimeZero"]):
+        problems.append(
+            messages.bad_time_of_day(prefix, "TimeZero", metadata["TimeZero"], sidecar)
+        )
+    return problems
+
+
+def check_frame_schedule(
+    frame_start_s: list[float], frame_duration_s: list[float], sidecar: Path, prefix: str
+) -> list[str]:
+    """Check a PET-BIDS frame schedule (seconds): lengths, positive, increasing, no overlap.
+
+    Parameters
+    ----------
+    frame_start_s : (n_frames,) list of float, s
+        ``FrameTimesStart``.
+    frame_duration_s : (n_frames,) list of float, s
+        ``FrameDuration``.
+    sidecar : Path
+        Sidecar path (named in messages).
+    prefix : str
+        Message prefix.
+
+    Returns
+    -------
+    list of str
+        One line per problem (at most one per kind, the first offending frame).
+    """
+    if len(frame_start_s) != len(frame_duration_s):
+        return [
+            messages.timing_length_mismatch(
+                prefix, len(frame_start_s), len(frame_duration_s), sidecar
+            )
+        ]
+    for field, values in (("FrameTimesStart", frame_start_s), ("FrameDuration", frame_duration_s)):
+        bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
+        if bad:
+            return [messages.nonfinite_timing(prefix, field, bad[0], sidecar)]
+    problems: list[str] = []
+    start = np.asarray(frame_start_s, dtype=np.float64)
+    duration = np.asarray(frame_duration_s, dtype=np.float64)
+    nonpositive = np.flatnonzero(duration <= 0)
+    if nonpositive.size:
+        i = int(nonpositive[0])
+        problems.append(messages.nonpositive_duration(prefix, i, float(duration[i]), sidecar))
+    unsorted = np.flatnonzero(np.diff(start) <= 0)
+    if unsorted.size:
+        i = int(unsorted[0]) + 1
+        problems.append(
+            messages.unsorted_frames(prefix, i, float(start[i - 1]), float(start[i]), sidecar)
+        )
+    else:
+        end = start + duration
+        # tolerance: sidecars often hold rounded starts/durations (e.g. 237.0 + 2100.4)
+        overlap = np.flatnonzero(start[1:] < end[:-1] - 1e-3)
+        if overlap.size and not nonpositive.size:
+            i = int(overlap[0]) + 1
+            looks_like_ends = bool(np.allclose(duration[:-1], start[1:]))
+            problems.append(
+                messages.overlapping_frames(
+                    prefix,
+                    i,
+                    float(start[i]),
+                    float(end[i - 1]),
+                    sidecar,
+                    durations_look_like_ends=looks_like_ends,
+                )
+            )
+    total_s = float(np.max(start + duration))
+    n_frames = int(start.size)
+    if not problems and ((n_frames >= 10 and total_s < 30.0) or total_s < 10.0):
+        problems.append(messages.minutes_not_seconds(prefix, n_frames, total_s, sidecar))
+    return problems
+
+
+def check_frame_count(
+    metadata: Mapping[str, Any], sidecar: Path, prefix: str, image: Path, n_frames: int
+) -> list[str]:
+    """Check that ``FrameTimesStart`` and ``FrameDuration`` have one entry per image volume.
+
+    Parameters
+    ----------
+    metadata : mapping
+        The parsed sidecar (fields of a wrong type are skipped: reported elsewhere).
+    sidecar, image : Path
+        Sidecar and image paths (named in messages).
+    prefix : str
+        Message prefix.
+    n_frames : int
+        Number of volumes in the NIfTI header.
+
+    Returns
+    -------
+    list of str
+        One line per mismatching field.
+    """
+    problems: list[str] = []
+    for field in ("FrameDuration", "FrameTimesStart"):
+        values = metadata.get(field)
+        if _is_number_array(values) and len(values) != n_frames:
+            problems.append(
+                messages.frame_count_mismatch(
+                    prefix, field, len(values), image.name, n_frames, sidecar
+                )
+            )
+    return problems
+
+
+def frame_timing_from_metadata(metadata: Mapping[str, Any], sidecar: Path) -> FrameTiming:
+    """Convert a checked sidecar's frame schedule (seconds) to a :class:`FrameTiming` (minutes).
+
+    Parameters
+    ----------
+    metadata : mapping
+        Sidecar with ``FrameTimesStart`` and ``FrameDuration`` in seconds.
+    sidecar : Path
+        Its path (named in messages).
+
+    Returns
+    -------
+    FrameTiming
+        Frame starts and ends in minutes.
+
+    Raises
+    ------
+    MetadataError
+        When the schedule is missing or invalid (run :func:`check_pet_sidecar` first for a
+        complete list of problems).
+    """
+    try:
+        return FrameTiming.from_seconds(metadata["FrameTimesStart"], metadata["FrameDuration"])
+    except (KeyError, TypeError, ValueError, ModelError) as exc:
+        msg = f"{sidecar.name}: invalid frame schedule ({exc}). Fix the sidecar JSON ({sidecar})."
+        raise MetadataError(msg) from exc
+
+
+# ----------------------------------------------------------------------------- image checks
+@dataclass(frozen=True)
+class ImageHeaderInfo:
+    """What the NIfTI header says about a PET image.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Image shape, e.g. ``(x, y, z, n_frames)``.
+    voxel_size_mm : tuple of float
+        The three spatial voxel sizes, mm.
+    n_frames : int
+        Number of volumes (1 for a 3-D image).
+    """
+
+    shape: tuple[int, ...]
+    voxel_size_mm: tuple[float, float, float]
+    n_frames: int
+
+
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    zlib.error,
+    gzip.BadGzipFile,
+    nib.filebasedimages.ImageFileError,
+)
+
+
+def read_image_header(image: Path, prefix: str) -> tuple[ImageHeaderInfo | None, list[str]]:
+    """Read a PET image's header only (cheap) and check it is 4-D with enough frames.
+
+    Parameters
+    ----------
+    image : Path
+        ``*_pet.nii[.gz]``.
+    prefix : str
+        Message prefix.
+
+    Returns
+    -------
+    info : ImageHeaderInfo or None
+        None when the header cannot be read.
+    problems : list of str
+        Unreadable file, not 4-D, or fewer than :data:`MIN_FRAMES` frames.
+    """
+    try:
+        img = nib.load(image)
+        shape = tuple(int(n) for n in img.shape)
+        zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+    except _READ_ERRORS as exc:
+        return None, [messages.corrupt_image(prefix, image, f"{type(exc).__name__}: {exc}")]
+    if len(zooms) < 3:
+        zooms = (*zooms, *([1.0] * (3 - len(zooms))))
+    n_frames = shape[3] if len(shape) >= 4 else 1
+    info = ImageHeaderInfo(shape, (zooms[0], zooms[1], zooms[2]), n_frames)
+    if len(shape) != 4:
+        return info, [messages.not_4d(prefix, image, shape, MIN_FRAMES)]
+    if n_frames < MIN_FRAMES:
+        return info, [messages.too_few_frames(prefix, image, n_frames, MIN_FRAMES)]
+    return info, []
+
+
+def check_image_data(image: Path, prefix: str) -> list[str]:
+    """Read a 4-D PET image frame by frame: all values finite, not all zero, file intact.
+
+    Memory use is one frame at a time (the file is kept open so a ``.nii.gz`` is decompressed
+    once, sequentially).
+
+    Parameters
+    ----------
+    image : Path
+        ``*_pet.nii[.gz]`` whose header :func:`read_image_header` accepted.
+    prefix : str
+        Message prefix.
+
+    Returns
+    -------
+    list of str
+        Corrupt/truncated data, non-finite frames, or an all-zero image.
+    """
+    bad_frames: list[int] = []
+    n_bad = 0
+    any_signal = False
+    try:
+        img = nib.load(image, keep_file_open=True)
+        proxy = img.dataobj
+        n_frames = int(img.shape[3]) if len(img.shape) == 4 else 1
+        for i in range(n_frames):
+            frame = np.asanyarray(proxy[..., i]) if len(img.shape) == 4 else np.asanyarray(proxy)
+            finite = np.isfinite(frame)
+            if not finite.all():
+                bad_frames.append(i)
+                n_bad += int(frame.size - np.count_nonzero(finite))
+            any_signal = any_signal or bool(np.any(frame[finite] != 0))
+        del proxy, img
+    except _READ_ERRORS as exc:
+        return [messages.corrupt_image(prefix, image, f"{type(exc).__name__}: {exc}")]
+    problems = []
+    if bad_frames:
+        problems.append(messages.nonfinite_frame(prefix, image, bad_frames, n_bad))
+    if not any_signal:
+        problems.append(messages.all_zero_image(prefix, image))
+    return problems

@@ -1,0 +1,1 @@
+"""Plain helper functions shared by tests (import as ``helpers.<module>`` or ``tests.helpers``)."""
