@@ -160,5 +160,3 @@ def write_dataset_description(output_dir: Path) -> Path:
     path = output_dir / "dataset_description.json"
     write_json(path, dataset_description(container_info()))
     return path
-
-
