@@ -257,8 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_permutations,
         default="exact",
         metavar="N",
-        help="sign-flip permutations for the permutation FWE: 'exact' (all 2^n when n <= 12, "
-        "else 5000 random), a number, or 0 to skip (default exact)",
+        help="sign-flip permutations for the permutation FWE: 'exact' (all 2^n flips when "
+        "n <= 12, else 10000 random flips), a number (random flips used when n > 12; with "
+        "n <= 12 all flips are always enumerated), or 0 to skip (default exact)",
     )
     group.add_argument(
         "--no-variance-regularisation",
