@@ -1,1 +1,33 @@
-"""bids_app.kinetics."""
+"""Reference-tissue kinetic models (pure numpy/scipy, no I/O).
+
+Public API (frame times in seconds from the injection, rate constants per minute):
+
+* :func:`fit_srtm`, :func:`fit_srtm2` -- SRTM / SRTM2, NLS for a TAC, basis functions for voxels;
+* :func:`estimate_k2prime` -- k2' from a ROI fit or the median of voxelwise SRTM;
+* :func:`fit_mrtm2` -- MRTM2 linear cross-check;
+* :func:`srtm_model`, :func:`srtm2_model` -- forward models;
+* :func:`frame_weights` -- frame weighting schemes;
+* :class:`FrameTiming` -- the frame schedule in minutes.
+"""
+
+from __future__ import annotations
+
+from bids_app.kinetics.k2prime import K2PrimeEstimate, estimate_k2prime
+from bids_app.kinetics.model import ReferenceTissueFit, srtm2_model, srtm_model
+from bids_app.kinetics.mrtm2 import fit_mrtm2
+from bids_app.kinetics.srtm import fit_srtm, fit_srtm2
+from bids_app.kinetics.timing import FrameTiming
+from bids_app.kinetics.weights import frame_weights
+
+__all__ = [
+    "FrameTiming",
+    "K2PrimeEstimate",
+    "ReferenceTissueFit",
+    "estimate_k2prime",
+    "fit_mrtm2",
+    "fit_srtm",
+    "fit_srtm2",
+    "frame_weights",
+    "srtm2_model",
+    "srtm_model",
+]
