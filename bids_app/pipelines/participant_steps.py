@@ -278,7 +278,7 @@ def _model_session(
         )
         raise InputError(msg)
     weights = _weights(config)
-    start_s, end_s = timing.start_s, timing.end_s
+    start_s, end_s = _times_from_injection(scan)
     mask = atlas.analysis_mask
     voxels = data[mask].T  # (n_frames, n_voxels)
     if config.k2prime_method == "roi":
@@ -320,7 +320,7 @@ def _model_session(
     if n_failed:
         LOGGER.warning("%s: %d of %d voxel fits failed (NaN)", where, n_failed, valid.size)
         warnings.append(f"{n_failed} of {valid.size} voxel fits failed and are NaN")
-    kinpar, fitted = _roi_fits(tacs, timing, ref, k2prime, weights, atlas)
+    kinpar, fitted = _roi_fits(tacs, (start_s, end_s), ref, k2prime, weights, atlas)
     return SessionResult(
         role=role,
         scan=scan,
@@ -339,7 +339,7 @@ def _model_session(
 
 def _roi_fits(
     tacs: pd.DataFrame,
-    timing: FrameTiming,
+    times_s: tuple[NDArray[np.float64], NDArray[np.float64]],
     ref: NDArray[np.float64],
     k2prime: float,
     weights: str | None,
@@ -351,7 +351,7 @@ def _roi_fits(
         if roi == REFERENCE_ROI:
             continue
         fit = fit_srtm2(
-            timing.start_s, timing.end_s, ref, tacs[roi].to_numpy(), k2prime, weights=weights
+            *times_s, ref, tacs[roi].to_numpy(), k2prime, weights=weights
         )
         ok = bool(np.all(fit.status))
         rows.append(
@@ -365,6 +365,28 @@ def _roi_fits(
         )
         fitted[roi] = np.asarray(fit.fitted, dtype=np.float64)
     return pd.DataFrame(rows, columns=["roi", "BPND", "R1", "k2a", "k2prime"]), fitted
+
+
+def _times_from_injection(scan: PetScan) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Frame bounds in seconds from the injection (kinetic models start at the injection).
+
+    PET-BIDS frame times are relative to ``TimeZero``; ``InjectionStart`` is the injection time
+    on the same clock (usually 0).
+    """
+    injection_s = scan.metadata.get("InjectionStart", 0)
+    if not isinstance(injection_s, (int, float)) or isinstance(injection_s, bool):
+        injection_s = 0.0
+    start_s = scan.timing.start_s - float(injection_s)
+    end_s = scan.timing.end_s - float(injection_s)
+    if start_s[0] < 0:
+        msg = (
+            f"sub-{scan.subject} ses-{scan.session}: the first frame of {scan.path.name} starts "
+            f"{-start_s[0]:g} s before the injection (InjectionStart={injection_s:g} s); "
+            "reference-tissue models need frames from the injection on. Check FrameTimesStart "
+            "and InjectionStart in the sidecar."
+        )
+        raise InputError(msg)
+    return start_s, end_s
 
 
 def _write_session(
