@@ -1,1 +1,27 @@
-"""bids_app.report."""
+"""Participant and group HTML reports (Jinja2, self-contained, size-capped).
+
+The pipelines fill the dataclasses of :mod:`bids_app.report.data` and call
+:func:`render_participant` / :func:`render_group`, then :func:`write_html`.
+"""
+
+from __future__ import annotations
+
+from bids_app.report.data import (
+    ClusterMapReport,
+    GroupReport,
+    ParticipantReport,
+    Provenance,
+    SessionReport,
+)
+from bids_app.report.render import render_group, render_participant, write_html
+
+__all__ = [
+    "ClusterMapReport",
+    "GroupReport",
+    "ParticipantReport",
+    "Provenance",
+    "SessionReport",
+    "render_group",
+    "render_participant",
+    "write_html",
+]

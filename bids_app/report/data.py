@@ -1,0 +1,257 @@
+"""Plain input containers for the participant and group reports.
+
+The pipelines fill these frozen dataclasses with arrays and tables they already hold; the report
+package never reads files or imports other ``bids_app`` subpackages. All images share one MNI grid
+per report (``template``/``affine``); frame times are in seconds, as written to the derivatives.
+
+The dataclasses use ``eq=False``: they hold arrays and DataFrames, whose element-wise ``==`` would
+make a generated ``__eq__`` ambiguous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+__all__ = [
+    "ClusterMapReport",
+    "GroupReport",
+    "ParticipantReport",
+    "Provenance",
+    "SessionReport",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Provenance:
+    """What ran, how and when.
+
+    Parameters
+    ----------
+    version : str
+        ``bids_app.__version__`` of the run.
+    command_line : str
+        The command line as typed (already joined into one string).
+    config : dict
+        The run configuration (JSON-serialisable values preferred; others are shown via ``str``).
+    software : dict of str to str
+        Package name -> version (numpy, scipy, antspyx, ...).
+    started, finished : str
+        ISO-8601 timestamps of the run. The report shows them verbatim and adds no clock time of
+        its own, so the same inputs give the same HTML.
+    """
+
+    version: str
+    command_line: str
+    config: dict[str, Any]
+    software: dict[str, str]
+    started: str
+    finished: str
+
+
+@dataclass(frozen=True, eq=False)
+class SessionReport:
+    """Everything the participant report shows about one PET session.
+
+    Parameters
+    ----------
+    session : str
+        Session label without ``ses-`` (e.g. ``"sal"``).
+    role : {"baseline", "challenge"}
+        Role of the session in the paired design.
+    pet_file : str
+        Path of the raw PET file (relative to the BIDS root, preferably).
+    n_frames : int
+        Number of frames.
+    frame_start_s, frame_end_s : (n_frames,) ndarray, s
+        Frame bounds relative to TimeZero.
+    confounds : DataFrame, (n_frames, k)
+        ``trans_x, trans_y, trans_z`` (mm), ``rot_x, rot_y, rot_z`` (rad),
+        ``framewise_displacement`` (mm) and optionally ``usable`` (bool; ``False`` marks a frame
+        that borrowed the transform of a neighbouring frame).
+    template : (X, Y, Z) ndarray
+        MNI template on the analysis grid.
+    affine : (4, 4) ndarray
+        Voxel -> MNI mm affine of the analysis grid.
+    mean_pet_mni : (X, Y, Z) ndarray
+        Mean PET image resampled to the analysis grid.
+    roi_masks : dict of str to (X, Y, Z) bool ndarray
+        ROI masks on the analysis grid (at least ``cerebellum``, ``dorsal_striatum`` and
+        ``ventral_striatum``).
+    tacs : DataFrame, (n_frames, 2 + n_rois)
+        ``frame_start``, ``frame_end`` (s) and one column per ROI (``tac_units``).
+    fitted : dict of str to (n_frames,) ndarray
+        Model TAC per target ROI (same units as ``tacs``).
+    kinpar : DataFrame
+        One row per ROI with ``roi, BPND, R1, k2a, k2prime``.
+    k2prime : float
+        Fixed k2' used for SRTM2, 1/min.
+    k2prime_method : str
+        How k2' was obtained (free text, shown verbatim).
+    bp_map, r1_map : (X, Y, Z) ndarray
+        Parametric maps, NaN outside the fit mask and where the fit failed.
+    n_fit_voxels, n_failed, n_at_bound : int
+        Voxels fitted, voxels whose fit failed (NaN), voxels whose best basis function sat at the
+        edge of the k2a range.
+    registration_quality : dict of str to float
+        Registration metrics (e.g. mutual information, Dice with the template brain mask).
+    warnings : list of str
+        Session-level warnings.
+    tac_units : str, optional
+        Units of the TACs, default ``"kBq/mL"``.
+    reference_roi : str, optional
+        Name of the reference-region column in ``tacs``, default ``"cerebellum"``.
+    t1w_mni : (X, Y, Z) ndarray or None, optional
+        The participant's T1w in MNI space, when PET→T1w→MNI normalisation was used; the
+        registration panel then also shows PET edges on it.
+    """
+
+    session: str
+    role: Literal["baseline", "challenge"]
+    pet_file: str
+    n_frames: int
+    frame_start_s: NDArray[np.float64]
+    frame_end_s: NDArray[np.float64]
+    confounds: pd.DataFrame
+    template: NDArray[np.float64]
+    affine: NDArray[np.float64]
+    mean_pet_mni: NDArray[np.float64]
+    roi_masks: dict[str, NDArray[np.bool_]]
+    tacs: pd.DataFrame
+    fitted: dict[str, NDArray[np.float64]]
+    kinpar: pd.DataFrame
+    k2prime: float
+    k2prime_method: str
+    bp_map: NDArray[np.float64]
+    r1_map: NDArray[np.float64]
+    n_fit_voxels: int
+    n_failed: int
+    n_at_bound: int
+    registration_quality: dict[str, float]
+    warnings: list[str]
+    tac_units: str = "kBq/mL"
+    reference_roi: str = "cerebellum"
+    t1w_mni: NDArray[np.float64] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ParticipantReport:
+    """Inputs of ``sub-<label>.html``.
+
+    Parameters
+    ----------
+    participant_id : str
+        Label without ``sub-``.
+    sessions : list of SessionReport
+        One or two sessions (baseline first is nicest, but any order is accepted).
+    normalisation : {"PET-only", "PET→T1w→MNI"}
+        Spatial normalisation path used.
+    template_name : str
+        TemplateFlow-style template name (e.g. ``MNI152NLin2009aSym``).
+    atlas_name : str
+        Atlas used for the ROIs.
+    outputs : list of str
+        Paths written for this participant, relative to the output folder.
+    warnings, errors : list of str
+        Participant-level warnings and errors (errors: steps that failed).
+    provenance : Provenance
+        Version, command line, configuration, software versions, timestamps.
+    """
+
+    participant_id: str
+    sessions: list[SessionReport]
+    normalisation: str
+    template_name: str
+    atlas_name: str
+    outputs: list[str]
+    warnings: list[str]
+    errors: list[str]
+    provenance: Provenance
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterMapReport:
+    """One group statistic map with its clusters.
+
+    Parameters
+    ----------
+    measure : str
+        ``"BPND"`` or ``"R1"``.
+    direction : str
+        ``"decrease"`` or ``"increase"`` (challenge vs baseline).
+    t_map : (X, Y, Z) ndarray
+        Paired t map (challenge - baseline), NaN outside the analysis mask.
+    cluster_labels : (X, Y, Z) int ndarray
+        Cluster labels, 0 = no cluster. Only the clusters to show (e.g. the significant ones).
+    threshold_t : float
+        Cluster-forming threshold on ``|t|``.
+    """
+
+    measure: str
+    direction: str
+    t_map: NDArray[np.float64]
+    cluster_labels: NDArray[np.int_]
+    threshold_t: float
+
+
+@dataclass(frozen=True, eq=False)
+class GroupReport:
+    """Inputs of ``group.html``.
+
+    Parameters
+    ----------
+    participants : list of str
+        Participants included (labels without ``sub-``).
+    excluded : list of (str, str)
+        ``(participant, reason)`` for every participant left out.
+    parameters : dict
+        Analysis parameters; recognised keys: ``smoothing_fwhm_mm``, ``cluster_forming_p``,
+        ``cluster_forming_t``, ``df``, ``fwhm_mm`` (estimated smoothness, scalar or 3 values),
+        ``resels``, ``n_permutations``, ``alpha``, ``search_volume_mm3``. Missing keys are
+        reported as "not recorded".
+    template : (X, Y, Z) ndarray
+        Template on the group grid.
+    affine : (4, 4) ndarray
+        Voxel -> MNI mm affine of the group grid.
+    cluster_maps : list of ClusterMapReport
+        Statistic maps to show.
+    clusters : DataFrame
+        The ``clusters.tsv`` table.
+    roi_values : DataFrame
+        Long table ``participant_id, measure, roi, baseline, challenge``.
+    roi_stats : DataFrame
+        The ``roi_stats.tsv`` table.
+    participant_measures : DataFrame
+        The ``participant_measures.tsv`` table.
+    behavior_effects : DataFrame or None
+        The ``behavior_effects.tsv`` table (None without phenotype data).
+    correlations : DataFrame or None
+        The ``correlations.tsv`` table (``x, y, n, r, df, p``); the scatter plots read ``x`` and
+        ``y`` from ``participant_measures``.
+    aversion_explained_variance : float or None
+        Fraction of variance explained by the aversion PC1 (0 to 1).
+    warnings : list of str
+        Group-level warnings.
+    provenance : Provenance
+        Version, command line, configuration, software versions, timestamps.
+    """
+
+    participants: list[str]
+    excluded: list[tuple[str, str]]
+    parameters: dict[str, Any]
+    template: NDArray[np.float64]
+    affine: NDArray[np.float64]
+    cluster_maps: list[ClusterMapReport]
+    clusters: pd.DataFrame
+    roi_values: pd.DataFrame
+    roi_stats: pd.DataFrame
+    participant_measures: pd.DataFrame
+    behavior_effects: pd.DataFrame | None
+    correlations: pd.DataFrame | None
+    aversion_explained_variance: float | None
+    warnings: list[str]
+    provenance: Provenance
