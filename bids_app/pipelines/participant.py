@@ -142,7 +142,22 @@ def _validator_problems(bids_dir: Path) -> list[str]:
         return []
     for warning in result.warnings:
         LOGGER.debug("BIDS validator warning: %s", warning)
-    return [f"BIDS validator: {err}" for err in result.errors]
+    errors = []
+    for err in result.errors:
+        if _is_long_phenotype_index(err):
+            LOGGER.info(
+                "BIDS validator: %s (accepted: phenotype tables are read in long format, one "
+                "row per participant, session and time point)",
+                err,
+            )
+        else:
+            errors.append(f"BIDS validator: {err}")
+    return errors
+
+
+def _is_long_phenotype_index(error: str) -> bool:
+    """The validator's non-unique index error on ``phenotype/`` tables in long format."""
+    return error.startswith("TSV_INDEX_VALUE_NOT_UNIQUE") and "/phenotype/" in error
 
 
 def format_plan(study: Study, config: Config) -> str:
