@@ -38,5 +38,8 @@ bench: setup
 	$(BIN)/python benchmarks/bench_group_stats.py
 	$(BIN)/python benchmarks/bench_participant.py
 
+# Build the container image and smoke-test it offline (podman or docker; SKIPs without an engine).
+container-test: ; bash scripts/container_test.sh
+
 clean:
 	rm -rf $(EXAMPLE_DIR) $(EXAMPLE_OUT) $(EXAMPLE_DIR)-small $(EXAMPLE_OUT)-small bids_app_work
