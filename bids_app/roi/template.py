@@ -210,3 +210,50 @@ def load_tissue_probability(tissue: Tissue, resolution_mm: int = 2) -> nib.Nifti
     """
     res = _check_resolution(resolution_mm)
     return _image(_probability_array(_check_tissue(tissue), res), _template_arrays(res)[1])
+
+
+PET_TEMPLATE_WM_TO_GM = 0.4
+"""White- to grey-matter ratio of the perfusion-like PET template (early-frame [11C] uptake)."""
+
+PET_TEMPLATE_FWHM_MM = 6.0
+"""Resolution the PET template is smoothed to (a clinical PET scanner), mm FWHM."""
+
+
+def load_pet_template(
+    resolution_mm: int = 2,
+    wm_to_gm: float = PET_TEMPLATE_WM_TO_GM,
+    fwhm_mm: float = PET_TEMPLATE_FWHM_MM,
+) -> nib.Nifti1Image:
+    """A perfusion-like PET template on the MNI grid, for PET-only normalisation.
+
+    A T1-weighted template has the wrong contrast for PET: mutual information between a blurred
+    PET mean and the T1 template settles on a solution scaled by 10-20 % (measured on the
+    synthetic study). An image with PET-like contrast, ``GM + wm_to_gm * WM`` from the
+    template's tissue probabilities smoothed to the scanner resolution, matches an early
+    (perfusion-weighted) PET mean closely; this is the idea of SPM's PET template, built here
+    from the bundled tissue maps instead of averaged scans.
+
+    Parameters
+    ----------
+    resolution_mm : {1, 2}
+        Isotropic voxel size, mm.
+    wm_to_gm : float
+        White-matter intensity relative to grey matter (0-1).
+    fwhm_mm : float
+        Gaussian smoothing, mm FWHM.
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        3-D float32 image on the template grid, 0 outside the head.
+    """
+    from scipy import ndimage
+
+    res = _check_resolution(resolution_mm)
+    if not 0 <= wm_to_gm <= 1 or fwhm_mm < 0:
+        msg = f"wm_to_gm must be in [0, 1] and fwhm_mm >= 0; got {wm_to_gm}, {fwhm_mm}"
+        raise InputError(msg)
+    pet = _probability_array("gm", res) + wm_to_gm * _probability_array("wm", res)
+    sigma_vox = fwhm_mm / (2.0 * np.sqrt(2.0 * np.log(2.0))) / res
+    smoothed = ndimage.gaussian_filter(pet.astype(np.float64), sigma_vox).astype(np.float32)
+    return _image(smoothed, _template_arrays(res)[1])
