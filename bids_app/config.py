@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 AnalysisLevel = Literal["participant", "group"]
+
+
+def default_work_dir(output_dir: Path) -> Path:
+    """Scratch folder of a run: in the system temporary folder, one per OUTPUT_DIR.
+
+    The temporary folder is writable in containers run with ``--read-only --tmpfs /tmp``;
+    the name carries a hash of OUTPUT_DIR so that concurrent runs into different outputs do
+    not share staging folders.
+    """
+    digest = hashlib.sha1(str(output_dir).encode("utf-8")).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"bids_app_work_{digest}"
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,7 @@ class Config:
         command_line : tuple of str
             The original argv, kept for provenance.
         """
-        work_dir = ns.work_dir or ns.output_dir.parent / "bids_app_work"
+        work_dir = ns.work_dir or default_work_dir(ns.output_dir)
         verbosity = -1 if ns.quiet else ns.verbose
         lo, hi = ns.k2a_range
         return cls(

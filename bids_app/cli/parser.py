@@ -279,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--work-dir",
         "-w",
         type=lambda v: Path(v).expanduser().resolve(),
-        help="intermediate files (default: OUTPUT_DIR/../bids_app_work)",
+        help="intermediate files (default: a folder per OUTPUT_DIR in the system temporary "
+        "folder, e.g. /tmp/bids_app_work_<hash>)",
     )
     perf.add_argument(
         "--nprocs",

@@ -282,7 +282,7 @@ def _cluster_rows(result: MeasureResult, atlas: RoiAtlas) -> pd.DataFrame:
                     "direction": direction,
                     "cluster_id": c.cluster_id,
                     "size_voxels": c.size_voxels,
-                    "size_mm3": c.size_voxels * voxel_mm3,
+                    "size_mm3": round(c.size_voxels * voxel_mm3, 3),
                     "peak_x": float(xyz[0]),
                     "peak_y": float(xyz[1]),
                     "peak_z": float(xyz[2]),

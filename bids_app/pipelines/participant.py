@@ -9,6 +9,7 @@ participant failed.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import sys
 import time
@@ -202,13 +203,17 @@ def update_summary(path: Path, outcomes: list[ParticipantOutcome]) -> None:
         for session in (o.sessions or ("",))
     ]
     new = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    if path.is_file():
-        old = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-        done = set(new["participant_id"])
-        old = old[~old["participant_id"].isin(done)]
-        new = pd.concat([old, new], ignore_index=True)
-    new = new.sort_values(["participant_id", "session_id"], kind="stable")
-    write_tsv(path, new)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Parallel jobs (e.g. one SLURM array task per participant) update the same summary:
+    # hold an exclusive lock while reading, merging and replacing it.
+    with open(path.with_name(".summary.lock"), "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.is_file():
+            old = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+            old = old[~old["participant_id"].isin(set(new["participant_id"]))]
+            new = pd.concat([old, new], ignore_index=True)
+        new = new.sort_values(["participant_id", "session_id"], kind="stable")
+        write_tsv(path, new)
 
 
 __all__ = ["format_plan", "run_participant_level", "validate_inputs"]

@@ -44,9 +44,10 @@ from bids_app.pipelines.common import (
     publish,
     software_versions,
 )
+from bids_app.preproc import configure_ants_threads
 from bids_app.preproc.motion import MotionEstimate, estimate_motion
 from bids_app.preproc.registration import (
-    configure_ants_threads,
+    Normalisation,
     coregister_sessions,
     motion_corrected_mean,
     normalise_to_template,
@@ -189,7 +190,7 @@ def _process(participant: ParticipantInput, config: Config) -> list[str]:
                 work / f"ses-{scan.session}" / "motion",
                 n_threads=config.omp_nthreads,
             )
-        means[role] = motion_corrected_mean(images[role], motions[role])
+        means[role] = motion_corrected_mean(images[role], motions[role], frames="all")
     with step(LOGGER, f"sub-{subject}: co-registration challenge -> baseline"):
         coreg = coregister_sessions(
             means["challenge"], means["baseline"], work / "coreg", n_threads=config.omp_nthreads
@@ -214,6 +215,8 @@ def _process(participant: ParticipantInput, config: Config) -> list[str]:
                 norm,
                 template_img,
                 session_transform=coreg if role == "challenge" else None,
+                work_dir=work / f"ses-{scan.session}" / "resample",
+                n_threads=config.omp_nthreads,
             )
         data = np.asarray(mni.dataobj, dtype=np.float32)
         del mni
@@ -332,9 +335,18 @@ def _model_session(
         fit_status=status,
         k2prime=k2prime,
         k2prime_method=k2p_method,
-        mean_mni=np.nanmean(data, axis=3).astype(np.float32),
+        mean_mni=_frame_mean(data),
         warnings=warnings,
     )
+
+
+def _frame_mean(data: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Mean over frames; NaN where no frame has data (outside the field of view)."""
+    finite = np.isfinite(data)
+    count = finite.sum(axis=3)
+    total = np.where(finite, data, 0).sum(axis=3, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan).astype(np.float32)
 
 
 def _roi_fits(
@@ -560,13 +572,17 @@ def _participant_report(
     template_img: nib.Nifti1Image,
     atlas: RoiAtlas,
     normalisation_path: str,
-    norm: object,
+    norm: Normalisation,
     written: list[Path],
     config: Config,
     started: str,
 ) -> ParticipantReport:
     template = np.asarray(template_img.dataobj, dtype=np.float64)
-    quality = dict(getattr(norm, "quality", {}) or {})
+    quality = {
+        "correlation with template": norm.correlation,
+        "brain-mask Dice": norm.brain_overlap,
+        "affine determinant": norm.affine_determinant,
+    }
     shown = ("cerebellum", "dorsal_striatum", "ventral_striatum")
     sessions = [
         SessionReport(

@@ -113,7 +113,8 @@ def test_defaults_and_provenance_json(bids_dir: Path, tmp_path: Path) -> None:
     assert config.cluster_forming_p == 0.01
     assert config.n_permutations == "exact"
     assert config.variance_regularisation is True
-    assert config.work_dir == (tmp_path / "bids_app_work").resolve()
+    assert config.work_dir.name.startswith("bids_app_work_")
+    assert config.work_dir != parse(str(bids_dir), str(tmp_path / "other"), "group").work_dir
     assert config.verbosity == 2
     dumped = json.loads(config.to_json())
     assert dumped["bids_dir"] == str(bids_dir.resolve())
