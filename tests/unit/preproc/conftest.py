@@ -1,0 +1,20 @@
+"""Fixtures of the preproc tests (phantoms live in preproc_phantoms.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from preproc_phantoms import Series, make_series
+
+
+@pytest.fixture
+def series_factory(rng: np.random.Generator) -> Callable[..., Series]:
+    """Factory: ``series_factory(params, noise=0.05)`` -> Series."""
+
+    def build(params: NDArray, noise: float = 0.05) -> Series:
+        return make_series(rng, params, noise)
+
+    return build
