@@ -39,6 +39,7 @@ class Config:
     baseline_session: str | None = None
     challenge_session: str | None = None
     skip_bids_validation: bool = False
+    pet_normalisation: Literal["affine", "syn"] = "affine"
     k2prime_method: Literal["roi", "voxel_median"] = "roi"
     weights: Literal["duration", "uniform"] = "duration"
     n_basis: int = 100
@@ -85,6 +86,7 @@ class Config:
             baseline_session=ns.baseline_session,
             challenge_session=ns.challenge_session,
             skip_bids_validation=ns.skip_bids_validation,
+            pet_normalisation=ns.pet_normalisation,
             k2prime_method=ns.k2prime_method,
             weights=ns.weights,
             n_basis=ns.n_basis,

@@ -195,7 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not run the official BIDS validator (the app's own PET checks still run)",
     )
 
-    model = parser.add_argument_group("kinetic modelling (participant level)")
+    model = parser.add_argument_group("registration and kinetic modelling (participant level)")
+    model.add_argument(
+        "--pet-normalisation",
+        choices=["affine", "syn"],
+        default="affine",
+        help="PET-only normalisation (no T1w) to a perfusion-like PET template: 'affine' "
+        "(default; 12 parameters) or 'syn' (adds a SyN deformation, which PET contrast "
+        "constrains poorly). With a T1w, T1w -> MNI always uses SyN.",
+    )
     model.add_argument(
         "--k2prime-method",
         choices=["roi", "voxel_median"],

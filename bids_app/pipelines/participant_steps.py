@@ -57,6 +57,7 @@ from bids_app.report.data import ParticipantReport, Provenance, SessionReport
 from bids_app.report.render import render_participant, write_html
 from bids_app.roi.atlas import RoiAtlas
 from bids_app.roi.extract import extract_tacs, reference_coverage
+from bids_app.roi.pet_template import load_pet_template
 from bids_app.roi.template import TEMPLATE_NAME, load_template
 
 LOGGER = logging.getLogger(__name__)
@@ -191,18 +192,25 @@ def _process(participant: ParticipantInput, config: Config) -> list[str]:
                 n_threads=config.omp_nthreads,
             )
         means[role] = motion_corrected_mean(images[role], motions[role], frames="all")
+    # An early (perfusion-weighted) mean has the grey/white contrast PET-only normalisation
+    # needs; a whole-scan or late raclopride mean is dominated by the striatum.
+    early_mean = motion_corrected_mean(images["baseline"], motions["baseline"], frames="early")
     with step(LOGGER, f"sub-{subject}: co-registration challenge -> baseline"):
         coreg = coregister_sessions(
             means["challenge"], means["baseline"], work / "coreg", n_threads=config.omp_nthreads
         )
     t1w_img = nib.load(participant.t1w) if participant.t1w is not None else None
-    normalisation_path = "PET→T1w→MNI" if t1w_img is not None else "PET-only"
+    normalisation_path = (
+        "PET→T1w→MNI" if t1w_img is not None else f"PET-only ({config.pet_normalisation})"
+    )
     with step(LOGGER, f"sub-{subject}: normalisation to {TEMPLATE_NAME} ({normalisation_path})"):
         norm = normalise_to_template(
-            means["baseline"],
+            means["baseline"] if t1w_img is not None else early_mean,
             template_img,
             work / "norm",
             t1w=t1w_img,
+            pet_template=load_pet_template(RESOLUTION_MM),
+            pet_deformable=config.pet_normalisation == "syn",
             n_threads=config.omp_nthreads,
         )
 
