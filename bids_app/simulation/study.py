@@ -54,7 +54,13 @@ from bids_app.simulation.phenotype import (
 )
 from bids_app.simulation.protocol import ScanProtocol, default_protocol
 from bids_app.simulation.t1w import render_t1w
-from bids_app.simulation.truth import SessionExpected, TruthVoxels, expected_session, truth_voxels
+from bids_app.simulation.truth import (
+    SessionExpected,
+    TruthVoxels,
+    expected_session,
+    scanner_round_trip,
+    truth_voxels,
+)
 from bids_app.simulation.truth_writer import write_truth
 
 logger = logging.getLogger(__name__)
@@ -149,7 +155,17 @@ def _run_session(job: _SessionJob) -> SessionResult:
     dcf = decay_correction_factors(frames, protocol.decay_constant_per_min)
     sidecar = bw.pet_sidecar(frames, protocol, job.session, job.injected_mbq, job.weight_kg, dcf)
     bw.write_json(path.with_name(path.name.replace(".nii.gz", ".json")), sidecar)
-    expected = expected_session(job.voxels, tacs, frames)
+    ideal = scanner_round_trip(
+        job.voxels,
+        lambda c: job.head.volume(job.head.blurred[c]),
+        job.head.blurred.shape[0],
+        job.head.affine,
+        job.head.shape,
+        motion.pose,
+        protocol.native_affine(),
+        tuple(protocol.grid_shape),
+    )
+    expected = expected_session(ideal, tacs, frames)
     t1w_pose = None
     if job.t1w_seed is not None:
         t1w_pose = render_t1w(
