@@ -531,6 +531,15 @@ def _confounds_sidecar(result: SessionResult, columns: list[str]) -> dict[str, o
         for col in columns
         if col in described
     }
+    motion = result.motion
+    payload["RotationCentre"] = {
+        "Description": "Centre of the rotations (the motion reference's centre of mass); "
+        "each frame's transform maps reference-space points x to frame-space points "
+        "R (x - c) + c + t, with R = Rz Ry Rx",
+        "Value": [float(v) for v in motion.centre_mm],
+        "Units": "mm",
+    }
+    payload["ReferenceFrames"] = [int(i) for i in motion.reference_frames]
     payload["Sources"] = [f"bids:raw:{_bids_rel(result.scan)}"]
     return payload
 

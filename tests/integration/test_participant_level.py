@@ -1,0 +1,170 @@
+"""Participant level end to end on the small synthetic study, checked against its ground truth.
+
+The truth's "expected" values are what an ideal pipeline measures (noise-free data through the
+scanner grid and one resampling with the true pose, then the same SRTM/SRTM2 fits), so the
+comparisons isolate what registration, motion correction and noise cost.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from bids_app.cli.run import main
+from bids_app.preproc.transforms import params_to_matrix, sphere_points
+from bids_app.simulation import generate_study
+
+pytestmark = pytest.mark.integration
+
+TEMPLATE = "MNI152NLin2009aSym"
+PARAMS = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("participant_e2e")
+    paths = generate_study(root / "study", small=True, seed=3, n_jobs=2)
+    out = root / "out"
+    args = [str(paths.bids_dir), str(out), "participant", "--work-dir", str(root / "work")]
+    code = main([*args, "--nprocs", "2"])
+    return {
+        "bids": paths.bids_dir,
+        "truth": paths.truth_dir,
+        "out": out,
+        "code": code,
+        "args": args,
+    }  # type: ignore[dict-item]
+
+
+def _sessions(out: Path) -> list[tuple[str, str, Path]]:
+    found = []
+    for folder in sorted(out.glob("sub-*/ses-*/pet")):
+        found.append((folder.parts[-3], folder.parts[-2], folder))
+    return found
+
+
+def test_exit_code_and_contract_outputs(processed: dict[str, Path]) -> None:
+    assert processed["code"] == 0
+    out = processed["out"]
+    desc = json.loads((out / "dataset_description.json").read_text())
+    assert desc["DatasetType"] == "derivative"
+    sessions = _sessions(out)
+    assert len(sessions) == 8
+    for sub, ses, folder in sessions:
+        stem = f"{sub}_{ses}_trc-raclopride"
+        for meas in ("BPND", "R1", "k2a"):
+            name = f"{stem}_space-{TEMPLATE}_res-2_model-SRTM2_meas-{meas}_mimap"
+            img = nib.load(folder / f"{name}.nii.gz")
+            data = np.asarray(img.dataobj)
+            assert data.shape == (99, 117, 95)
+            assert np.isnan(data[0, 0, 0])  # outside the brain: NaN, never 0
+            assert np.count_nonzero(np.isfinite(data)) > 150_000
+            sidecar = json.loads((folder / f"{name}.json").read_text())
+            assert sidecar["ModelName"] == "SRTM2"
+            assert sidecar["ReferenceRegion"] == "cerebellum"
+            assert sidecar["k2prime"] > 0
+        confounds = pd.read_csv(folder / f"{stem}_desc-confounds_timeseries.tsv", sep="\t")
+        assert {*PARAMS, "framewise_displacement"} <= set(confounds.columns)
+        tacs = pd.read_csv(folder / f"{stem}_seg-AAL3_desc-preproc_tacs.tsv", sep="\t")
+        assert {"frame_start", "frame_end", "cerebellum", "striatum"} <= set(tacs.columns)
+        kinpar = pd.read_csv(folder / f"{stem}_model-SRTM2_kinpar.tsv", sep="\t")
+        assert list(kinpar.columns) == ["roi", "BPND", "R1", "k2a", "k2prime"]
+    for sub in ("sub-01", "sub-02", "sub-03", "sub-04"):
+        report = out / f"{sub}.html"
+        assert 100_000 < report.stat().st_size < 5_000_000
+    summary = pd.read_csv(out / "logs" / "summary.tsv", sep="\t")
+    assert (summary.status == "success").all()
+    assert len(summary) == 8
+
+
+def test_roi_bpnd_matches_the_ideal_pipeline(processed: dict[str, Path]) -> None:
+    expected = pd.read_csv(processed["truth"] / "expected_roi_measures.tsv", sep="\t")
+    expected = expected[expected.method == "roi_tac"].set_index(
+        ["participant_id", "session_id", "roi"]
+    )
+    for sub, ses, folder in _sessions(processed["out"]):
+        kinpar = pd.read_csv(next(folder.glob("*_kinpar.tsv")), sep="\t").set_index("roi")
+        for roi in ("dorsal_striatum", "ventral_striatum"):
+            truth = expected.loc[(sub, ses, roi), "BPND"]
+            assert kinpar.loc[roi, "BPND"] == pytest.approx(truth, rel=0.05), (sub, ses, roi)
+
+
+def test_net_da_release_matches_truth(processed: dict[str, Path]) -> None:
+    truth = pd.read_csv(processed["truth"] / "participants_truth.tsv", sep="\t")
+    truth = truth.set_index("participant_id")
+    from bids_app.roi.atlas import build_roi_atlas
+    from bids_app.stats.roi import net_da_release
+
+    striatum = build_roi_atlas(2).masks["striatum"]
+    out = processed["out"]
+    for sub in truth.index:
+        maps = {
+            ses: np.asarray(
+                nib.load(next((out / sub / ses / "pet").glob("*meas-BPND_mimap.nii.gz"))).dataobj
+            )
+            for ses in ("ses-sal", "ses-nal")
+        }
+        measured = net_da_release(maps["ses-sal"], maps["ses-nal"], striatum).value
+        assert measured == pytest.approx(truth.loc[sub, "exp_net_da_release"], abs=0.02), sub
+
+
+def test_motion_matches_truth_within_1mm_rms(processed: dict[str, Path]) -> None:
+    truth = pd.read_csv(processed["truth"] / "motion_truth.tsv", sep="\t")
+    matrix_cols = [f"m{i}{j}" for i in range(4) for j in range(4)]
+    for sub, ses, folder in _sessions(processed["out"]):
+        stem = f"{sub}_{ses}_trc-raclopride_desc-confounds_timeseries"
+        est = pd.read_csv(folder / f"{stem}.tsv", sep="\t")
+        centre = json.loads((folder / f"{stem}.json").read_text())["RotationCentre"]["Value"]
+        true = truth[(truth.participant_id == sub) & (truth.session_id == ses)]
+        true = true.sort_values("frame")
+        d = [row[matrix_cols].to_numpy(float).reshape(4, 4) for _, row in true.iterrows()]
+        e = [params_to_matrix(row[PARAMS].to_numpy(float), centre) for _, row in est.iterrows()]
+        last = len(d) - 1
+        points = sphere_points(50.0, centre)
+        errors = []
+        for k in range(len(d)):
+            t_rel = d[k] @ np.linalg.inv(d[last])
+            e_rel = e[k] @ np.linalg.inv(e[last])
+            homog = np.c_[points, np.ones(len(points))]
+            diff = (t_rel @ homog.T - e_rel @ homog.T)[:3]
+            errors.append(np.mean(np.sum(diff**2, axis=0)))
+        rms = float(np.sqrt(np.mean(errors)))
+        assert rms < 1.0, (sub, ses, rms)
+
+
+def test_rerun_skips_complete_participants(
+    processed: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    before = {p: p.stat().st_mtime_ns for p in processed["out"].rglob("*.nii.gz")}
+    assert main([*processed["args"], "--participant-label", "01", "02"]) == 0
+    after = {p: p.stat().st_mtime_ns for p in processed["out"].rglob("*.nii.gz")}
+    assert before == after
+    summary = pd.read_csv(processed["out"] / "logs" / "summary.tsv", sep="\t")
+    assert set(summary[summary.participant_id.isin(["sub-01", "sub-02"])].status) == {"skipped"}
+    assert set(summary[summary.participant_id.isin(["sub-03", "sub-04"])].status) == {"success"}
+
+
+def test_group_level_runs_on_the_participant_outputs(processed: dict[str, Path]) -> None:
+    out = processed["out"]
+    assert (
+        main([str(processed["bids"]), str(out), "group", "--work-dir", str(out.parent / "work")])
+        == 0
+    )
+    group = out / "group"
+    for name in (
+        "clusters.tsv",
+        "roi_stats.tsv",
+        "participant_measures.tsv",
+        "behavior_effects.tsv",
+        "correlations.tsv",
+        "group.html",
+    ):
+        assert (group / name).is_file(), name
+    measures = pd.read_csv(group / "participant_measures.tsv", sep="\t")
+    assert len(measures) == 4
+    assert measures["aversion_index"].notna().all()
