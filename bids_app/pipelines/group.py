@@ -389,10 +389,12 @@ def _cluster_map(result: MeasureResult, direction: str) -> ClusterMapReport:
     res = inf.direction(direction)  # type: ignore[arg-type]
     keep = [c.cluster_id for c in res.clusters if c.p_fwe_rft < ALPHA]
     labels = np.where(np.isin(res.labels, keep), res.labels, 0).astype(np.int32)
+    sign = -1.0 if direction == "decrease" else 1.0
+    one_sided = np.where(sign * inf.t_map > 0, inf.t_map, np.nan)
     return ClusterMapReport(
         measure=result.measure,
         direction=direction,
-        t_map=inf.t_map,
+        t_map=one_sided,
         cluster_labels=labels,
         threshold_t=inf.cluster_forming_t,
     )

@@ -667,6 +667,10 @@ def _param(parameters: Mapping[str, Any], key: str, unit: str = "") -> str:
     value = parameters.get(key)
     if value is None:
         return "not recorded"
+    if isinstance(value, Mapping):  # one value per measure, e.g. {"BPND": [...], "R1": [...]}
+        return "; ".join(
+            f"{name} {_param({key: item}, key, unit)}" for name, item in value.items()
+        )
     if isinstance(value, (list, tuple, np.ndarray)):
         text = " x ".join(_fmt(v) for v in np.ravel(value))
     else:
