@@ -12,6 +12,7 @@ import nibabel as nib
 
 from bids_app import __version__
 from bids_app.config import Config
+from bids_app.report.data import Provenance
 from bids_app.roi.atlas import RoiAtlas, build_roi_atlas, load_custom_atlas
 
 RESOLUTION_MM = 2
@@ -34,6 +35,18 @@ def software_versions() -> dict[str, str]:
         except PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def provenance(config: Config, started: str) -> Provenance:
+    """What ran, how and when, for the reports (finished now)."""
+    return Provenance(
+        version=__version__,
+        command_line=" ".join(config.command_line),
+        config=config.to_dict(),
+        software=software_versions(),
+        started=started,
+        finished=now_iso(),
+    )
 
 
 def now_iso() -> str:

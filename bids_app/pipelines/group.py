@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from bids_app import __version__
 from bids_app.bidsio.derivatives import write_json, write_nifti, write_tsv
 from bids_app.bidsio.layout import check_output_dir
 from bids_app.bidsio.phenotype import BehaviorConfig, load_behavior_config, read_phenotype
@@ -32,8 +31,8 @@ from bids_app.group.collect import (
     roi_table,
 )
 from bids_app.log import setup_logging, step
-from bids_app.pipelines.common import load_atlas, now_iso, publish, software_versions
-from bids_app.report.data import ClusterMapReport, GroupReport, Provenance
+from bids_app.pipelines.common import load_atlas, now_iso, provenance, publish
+from bids_app.report.data import ClusterMapReport, GroupReport
 from bids_app.report.render import render_group, write_html
 from bids_app.roi.atlas import RoiAtlas
 from bids_app.roi.template import TEMPLATE_NAME, load_template
@@ -161,14 +160,7 @@ def run_group_level(config: Config) -> int:
         correlations=corr,
         aversion_explained_variance=aversion_ev,
         warnings=warnings,
-        provenance=Provenance(
-            version=__version__,
-            command_line=" ".join(config.command_line),
-            config=config.to_dict(),
-            software=software_versions(),
-            started=started,
-            finished=now_iso(),
-        ),
+        provenance=provenance(config, started),
     )
     write_html(render_group(report), staging / "group.html")
     written.append(Path("group.html"))

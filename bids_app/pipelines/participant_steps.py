@@ -41,8 +41,8 @@ from bids_app.pipelines.common import (
     RESOLUTION_MM,
     load_atlas,
     now_iso,
+    provenance,
     publish,
-    software_versions,
 )
 from bids_app.preproc import configure_ants_threads
 from bids_app.preproc.motion import MotionEstimate, estimate_motion
@@ -53,7 +53,7 @@ from bids_app.preproc.registration import (
     normalise_to_template,
     resample_to_template,
 )
-from bids_app.report.data import ParticipantReport, Provenance, SessionReport
+from bids_app.report.data import ParticipantReport, SessionReport
 from bids_app.report.render import render_participant, write_html
 from bids_app.roi.atlas import RoiAtlas
 from bids_app.roi.extract import extract_tacs, reference_coverage
@@ -370,9 +370,7 @@ def _roi_fits(
     for roi in atlas.masks:
         if roi == REFERENCE_ROI:
             continue
-        fit = fit_srtm2(
-            *times_s, ref, tacs[roi].to_numpy(), k2prime, weights=weights
-        )
+        fit = fit_srtm2(*times_s, ref, tacs[roi].to_numpy(), k2prime, weights=weights)
         ok = bool(np.all(fit.status))
         rows.append(
             {
@@ -630,14 +628,6 @@ def _participant_report(
         )
         for r in results
     ]
-    provenance = Provenance(
-        version=__version__,
-        command_line=" ".join(config.command_line),
-        config=config.to_dict(),
-        software=software_versions(),
-        started=started,
-        finished=now_iso(),
-    )
     return ParticipantReport(
         participant_id=participant.subject,
         sessions=sessions,
@@ -647,7 +637,7 @@ def _participant_report(
         outputs=[str(p) for p in written],
         warnings=[w for r in results for w in r.warnings],
         errors=[],
-        provenance=provenance,
+        provenance=provenance(config, started),
     )
 
 
