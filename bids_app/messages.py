@@ -328,6 +328,54 @@ def all_zero_image(prefix: str, image: Path) -> str:
     )
 
 
+def nonpositive_image(prefix: str, image: Path, total: float) -> str:
+    """An image whose values sum to zero or less (negative or sign-flipped data)."""
+    return (
+        f"{prefix}: {image.name} has no net positive signal (sum of all voxels {total:.3g}); "
+        "PET images must hold activity concentrations (positive values). Check the sign and "
+        f"scaling (scl_slope) of the export ({image})."
+    )
+
+
+def bad_geometry(prefix: str, image: Path, detail: str) -> str:
+    """A header whose voxel sizes or voxel-to-world matrix are unusable."""
+    return (
+        f"{prefix}: {image.name} has an invalid geometry ({detail}); voxel sizes must be "
+        "positive and the voxel-to-world matrix (sform/qform) invertible. Fix the NIfTI header "
+        f"of {image}."
+    )
+
+
+def scan_too_short(prefix: str, total_s: float, min_s: float, sidecar: Path) -> str:
+    """A frame schedule too short for reference-tissue modelling (often minutes, not s)."""
+    return (
+        f"{prefix}: the frame schedule lasts {total_s:g} s in total; reference-tissue "
+        f"modelling needs at least {min_s:g} s ({min_s / 60:g} min) of dynamic data. If "
+        "FrameTimesStart/FrameDuration were written in minutes, multiply them by 60 "
+        f"(PET-BIDS needs seconds) in the sidecar JSON ({sidecar})."
+    )
+
+
+def frames_before_injection(
+    prefix: str, first_start_s: float, injection_s: float, sidecar: Path
+) -> str:
+    """A frame starting before the injection (the models start at the injection)."""
+    return (
+        f"{prefix}: the first frame starts at {first_start_s:g} s, before the injection "
+        f"(InjectionStart={injection_s:g} s); reference-tissue models need frames from the "
+        "injection on. Check FrameTimesStart and InjectionStart (both relative to TimeZero) "
+        f"in the sidecar JSON ({sidecar})."
+    )
+
+
+def corrupt_t1w(prefix: str, image: Path, error: str) -> str:
+    """A T1w image that cannot be read or is not a 3-D volume."""
+    return (
+        f"{prefix}: the T1w image {image.name} is unusable ({error}). Re-export or re-copy it, "
+        f"or move it out of the dataset to use PET-only normalisation ({image})."
+    )
+
+
 def different_tracers(subject: str, tracers: Mapping[str, str]) -> str:
     """The two sessions of one participant used different tracers."""
     shown = ", ".join(f"ses-{ses}: {trc!r}" for ses, trc in tracers.items())

@@ -22,10 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import nibabel as nib
+import numpy as np
 from bids import BIDSLayout, BIDSLayoutIndexer
 
 from bids_app import messages
 from bids_app.bidsio.metadata import (
+    IMAGE_READ_ERRORS,
     check_frame_count,
     check_image_data,
     check_pet_sidecar,
@@ -57,6 +60,11 @@ ENTITY_KEYS: dict[str, str] = {
     "acquisition": "acq",
     "ceagent": "ce",
 }
+#: Shortest frame schedule accepted for reference-tissue modelling, s (a shorter one is most
+#: often a schedule written in minutes).
+MIN_SCAN_DURATION_S = 300.0
+#: Tolerance when comparing the first frame start with ``InjectionStart``, s (rounding).
+INJECTION_TOLERANCE_S = 1e-3
 _NOT_SCAN_ENTITIES = frozenset({"subject", "session", "suffix", "extension", "datatype"})
 _IMAGE_EXTENSIONS = (".nii.gz", ".nii")
 
@@ -443,6 +451,8 @@ def load_pet_scan(
         )
     if header is not None and not header_problems and check_data:
         problems += check_image_data(candidate.image, prefix)
+    if not problems and metadata is not None and candidate.sidecar is not None:
+        problems += check_modelling_schedule(metadata, candidate.sidecar, prefix)
     if problems or header is None or metadata is None or candidate.sidecar is None:
         return None, problems
     units = normalise_units(metadata["Units"])
@@ -460,6 +470,75 @@ def load_pet_scan(
         units=units if units is not None else str(metadata["Units"]),
     )
     return scan, []
+
+
+def check_modelling_schedule(metadata: Mapping[str, Any], sidecar: Path, prefix: str) -> list[str]:
+    """App-specific checks of a valid PET-BIDS schedule: long enough, frames after injection.
+
+    Both are legal PET-BIDS, so they are not part of :func:`check_pet_sidecar`; but a
+    reference-tissue model needs at least :data:`MIN_SCAN_DURATION_S` of data (a shorter
+    schedule is most often written in minutes) and frames from the injection on (the
+    participant pipeline would otherwise stop after registration).
+
+    Parameters
+    ----------
+    metadata : mapping
+        A sidecar that passed :func:`check_pet_sidecar`.
+    sidecar : Path
+        Its path (named in messages).
+    prefix : str
+        Message prefix.
+
+    Returns
+    -------
+    list of str
+        One line per problem.
+    """
+    start_s = [float(v) for v in metadata["FrameTimesStart"]]
+    duration_s = [float(v) for v in metadata["FrameDuration"]]
+    problems: list[str] = []
+    total_s = max(s + d for s, d in zip(start_s, duration_s, strict=True)) - min(start_s)
+    if total_s < MIN_SCAN_DURATION_S:
+        problems.append(messages.scan_too_short(prefix, total_s, MIN_SCAN_DURATION_S, sidecar))
+    injection_s = metadata.get("InjectionStart", 0)
+    if (
+        isinstance(injection_s, (int, float))
+        and not isinstance(injection_s, bool)
+        and start_s[0] < float(injection_s) - INJECTION_TOLERANCE_S
+    ):
+        problems.append(
+            messages.frames_before_injection(prefix, start_s[0], float(injection_s), sidecar)
+        )
+    return problems
+
+
+def check_t1w(image: Path, prefix: str) -> list[str]:
+    """Read a T1w image completely: readable, 3-D (or 4-D with one volume), sane voxel size.
+
+    Parameters
+    ----------
+    image : Path
+        ``*_T1w.nii[.gz]``.
+    prefix : str
+        Message prefix, e.g. ``"sub-01"``.
+
+    Returns
+    -------
+    list of str
+        One line when the image is unusable; empty otherwise.
+    """
+    try:
+        img = nib.load(image)
+        shape = tuple(int(n) for n in img.shape)
+        zooms = [float(z) for z in img.header.get_zooms()[:3]]
+        np.asarray(img.dataobj)
+    except IMAGE_READ_ERRORS as exc:
+        return [messages.corrupt_t1w(prefix, image, f"{type(exc).__name__}: {exc}")]
+    if not (len(shape) == 3 or (len(shape) == 4 and shape[3] == 1)) or min(shape[:3]) < 2:
+        return [messages.corrupt_t1w(prefix, image, f"shape {shape}, expected a 3-D volume")]
+    if len(zooms) < 3 or not all(np.isfinite(z) and z > 0 for z in zooms):
+        return [messages.corrupt_t1w(prefix, image, f"voxel size {zooms} mm")]
+    return []
 
 
 def find_t1w(layout: BIDSLayout, subject: str, baseline_session: str) -> Path | None:
@@ -530,6 +609,10 @@ def _collect_participant(
     if problems or baseline is None or challenge is None:
         return None, problems, None
     t1w = find_t1w(layout, subject, pair[0])
+    if t1w is not None and check_data:
+        t1w_problems = check_t1w(t1w, messages.where(subject))
+        if t1w_problems:
+            return None, t1w_problems, None
     return ParticipantInput(subject, baseline, challenge, t1w), [], None
 
 

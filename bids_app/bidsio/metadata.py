@@ -88,6 +88,9 @@ MODES_OF_ADMINISTRATION: tuple[str, ...] = ("bolus", "infusion", "bolus-infusion
 #: Fewest frames a dynamic scan may have for kinetic modelling.
 MIN_FRAMES = 3
 
+#: Chunk size when a ``.nii.gz`` is streamed to its end to verify the gzip CRC.
+GZIP_CHUNK_BYTES = 1 << 24
+
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?$")
 
 
@@ -455,7 +458,7 @@ class ImageHeaderInfo:
     n_frames: int
 
 
-_READ_ERRORS = (
+IMAGE_READ_ERRORS = (
     OSError,
     EOFError,
     ValueError,
@@ -480,18 +483,22 @@ def read_image_header(image: Path, prefix: str) -> tuple[ImageHeaderInfo | None,
     info : ImageHeaderInfo or None
         None when the header cannot be read.
     problems : list of str
-        Unreadable file, not 4-D, or fewer than :data:`MIN_FRAMES` frames.
+        Unreadable file, invalid voxel size/affine, not 4-D, or fewer than :data:`MIN_FRAMES`
+        frames.
     """
     try:
         img = nib.load(image)
         shape = tuple(int(n) for n in img.shape)
         zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-    except _READ_ERRORS as exc:
+    except IMAGE_READ_ERRORS as exc:
         return None, [messages.corrupt_image(prefix, image, f"{type(exc).__name__}: {exc}")]
     if len(zooms) < 3:
         zooms = (*zooms, *([1.0] * (3 - len(zooms))))
     n_frames = shape[3] if len(shape) >= 4 else 1
     info = ImageHeaderInfo(shape, (zooms[0], zooms[1], zooms[2]), n_frames)
+    geometry = _geometry_problem(img, zooms[:3])
+    if geometry is not None:
+        return info, [messages.bad_geometry(prefix, image, geometry)]
     if len(shape) != 4:
         return info, [messages.not_4d(prefix, image, shape, MIN_FRAMES)]
     if n_frames < MIN_FRAMES:
@@ -503,7 +510,8 @@ def check_image_data(image: Path, prefix: str) -> list[str]:
     """Read a 4-D PET image frame by frame: all values finite, not all zero, file intact.
 
     Memory use is one frame at a time (the file is kept open so a ``.nii.gz`` is decompressed
-    once, sequentially).
+    sequentially); a ``.nii.gz`` is first streamed to its end once to verify its gzip CRC
+    (:func:`gzip_stream_error`).
 
     Parameters
     ----------
@@ -515,11 +523,16 @@ def check_image_data(image: Path, prefix: str) -> list[str]:
     Returns
     -------
     list of str
-        Corrupt/truncated data, non-finite frames, or an all-zero image.
+        Corrupt/truncated data (gzip CRC included), non-finite frames, an all-zero image, or
+        one whose values sum to zero or less (sign-flipped data).
     """
+    stream_error = gzip_stream_error(image)
+    if stream_error is not None:
+        return [messages.corrupt_image(prefix, image, stream_error)]
     bad_frames: list[int] = []
     n_bad = 0
     any_signal = False
+    total = 0.0
     try:
         img = nib.load(image, keep_file_open=True)
         proxy = img.dataobj
@@ -531,12 +544,55 @@ def check_image_data(image: Path, prefix: str) -> list[str]:
                 bad_frames.append(i)
                 n_bad += int(frame.size - np.count_nonzero(finite))
             any_signal = any_signal or bool(np.any(frame[finite] != 0))
+            total += float(np.sum(frame[finite], dtype=np.float64))
         del proxy, img
-    except _READ_ERRORS as exc:
+    except IMAGE_READ_ERRORS as exc:
         return [messages.corrupt_image(prefix, image, f"{type(exc).__name__}: {exc}")]
     problems = []
     if bad_frames:
         problems.append(messages.nonfinite_frame(prefix, image, bad_frames, n_bad))
     if not any_signal:
         problems.append(messages.all_zero_image(prefix, image))
+    elif total <= 0:
+        problems.append(messages.nonpositive_image(prefix, image, total))
     return problems
+
+
+def gzip_stream_error(image: Path) -> str | None:
+    """Decompress a ``.gz`` file to its end; return the error, or None when it is intact.
+
+    Reading the frames stops before the gzip trailer, so a corrupt block that still decodes
+    (garbage values) or a wrong CRC would pass unnoticed; streaming to the end checks the CRC
+    and the length. Memory use is one chunk. Files not ending in ``.gz`` return None.
+
+    Parameters
+    ----------
+    image : Path
+        The file to check.
+
+    Returns
+    -------
+    str or None
+        ``"<ErrorType>: <message>"`` when the stream is truncated or corrupt.
+    """
+    if not image.name.endswith(".gz"):
+        return None
+    try:
+        with gzip.open(image, "rb") as stream:
+            while stream.read(GZIP_CHUNK_BYTES):
+                pass
+    except IMAGE_READ_ERRORS as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _geometry_problem(
+    img: nib.spatialimages.SpatialImage, zooms_mm: tuple[float, ...]
+) -> str | None:
+    """Describe a broken geometry (voxel sizes, singular affine), or None when it is fine."""
+    if not all(math.isfinite(z) and z > 0 for z in zooms_mm):
+        return "voxel size " + " x ".join(f"{z:g}" for z in zooms_mm) + " mm"
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) == 0:
+        return "the voxel-to-world matrix is singular or not finite"
+    return None
