@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from bids_app.cli.parser import build_parser
 from bids_app.config import Config
 from bids_app.errors import EXIT_FAILURE, EXIT_OK, BidsAppError
+from bids_app.log import setup_logging
 
 LOGGER = logging.getLogger("bids_app.cli")
 
@@ -41,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.k2a_range[0] >= ns.k2a_range[1]:
         parser.error(f"--k2a-range MIN must be below MAX; got {ns.k2a_range[0]} {ns.k2a_range[1]}")
     config = Config.from_namespace(ns, command_line=("bids_app", *args))
+    setup_logging(config.verbosity)
     try:
         if config.analysis_level == "participant":
             from bids_app.pipelines.participant import run_participant_level
@@ -58,12 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report_failure(message: str) -> None:
-    """Show a failure once: through the log when it is set up, else on stderr."""
-    logger = logging.getLogger("bids_app")
-    if logger.handlers:
-        LOGGER.error(message)
-    else:
-        sys.stderr.write(f"bids_app: error: {message}\n")
+    """Show a failure once, through the log (console and, once set up, the log file)."""
+    LOGGER.error(message)
 
 
 __all__ = ["EXIT_OK", "main"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from datetime import datetime, timezone
@@ -66,8 +67,18 @@ def publish(staging: Path, destination: Path, relative_paths: list[Path]) -> Non
         dst.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(src, dst)
-        except OSError:
-            tmp = dst.with_name(f".{dst.name}.partial")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            _copy_into_place(src, dst)
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def _copy_into_place(src: Path, dst: Path) -> None:
+    """Copy across file systems beside the target, then rename; never leave the copy behind."""
+    tmp = dst.with_name(f".{dst.name}.partial")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)

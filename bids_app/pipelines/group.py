@@ -36,7 +36,12 @@ from bids_app.report.data import ClusterMapReport, GroupReport
 from bids_app.report.render import render_group, write_html
 from bids_app.roi.atlas import RoiAtlas
 from bids_app.roi.template import TEMPLATE_NAME, load_template
-from bids_app.stats.behavior import BehaviorDesign, analyze_behavior, correlations
+from bids_app.stats.behavior import (
+    BehaviorAnalysis,
+    BehaviorDesign,
+    analyze_behavior,
+    correlations,
+)
 from bids_app.stats.inference import PairedInference, paired_cluster_inference
 from bids_app.stats.roi import (
     net_da_release,
@@ -105,6 +110,8 @@ def run_group_level(config: Config) -> int:
         )
         raise InputError(msg)
     behavior_config = load_behavior_config(config.behavior_config)
+    # phenotype problems surface before the minutes of voxelwise inference
+    behavior, aversion_ev, warnings = _behavior(config, participants, behavior_config)
     if config.dry_run:
         LOGGER.info(
             "Dry run: %d participant(s) would enter the group analysis: %s",
@@ -133,7 +140,6 @@ def run_group_level(config: Config) -> int:
     written.append(_tsv(staging, "roi_stats.tsv", roi_stats))
 
     measures_table, net_stats = _participant_measures(participants, measures, atlas, rois)
-    behavior, aversion_ev, warnings = _behavior(config, participants, behavior_config)
     if behavior is not None:
         written.append(_tsv(staging, "behavior_effects.tsv", behavior.effects.table))
         measures_table = measures_table.join(_sub_index(behavior.participant_measures))
@@ -339,7 +345,7 @@ def _participant_measures(
 
 def _behavior(
     config: Config, participants: list[ParticipantDerivatives], behavior_config: BehaviorConfig
-) -> tuple[object | None, float | None, list[str]]:
+) -> tuple[BehaviorAnalysis | None, float | None, list[str]]:
     labels = [p.subject for p in participants]
     sessions = sorted({s for p in participants for s in p.sessions.values()})
     subjective = read_phenotype(config.bids_dir, "subjective", labels, sessions)

@@ -8,6 +8,7 @@ A run killed half-way leaves no partial file under OUTPUT_DIR and is redone on t
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
@@ -65,6 +66,7 @@ LOGGER = logging.getLogger(__name__)
 REFERENCE_ROI = "cerebellum"
 K2PRIME_ROI = "striatum"
 MIN_REFERENCE_COVERAGE = 0.5
+MIN_REFERENCE_CV = 0.05
 MAP_UNITS = {"BPND": "unitless", "R1": "unitless", "k2a": "1/min"}
 FIT_STATUS_CODES = {
     0: "outside the fit mask",
@@ -139,8 +141,15 @@ def process_participant(
             LOGGER.error("sub-%s failed: %s", subject, exc)
             return ParticipantOutcome(subject, "failed", str(exc), sessions)
         except Exception as exc:  # one participant's crash must not stop the others
-            LOGGER.error("sub-%s failed unexpectedly:\n%s", subject, traceback.format_exc())
-            message = f"unexpected {type(exc).__name__}: {exc} (traceback in {log_file})"
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                message = (
+                    f"No space left on device while writing {exc.filename}; free some space "
+                    "or point --work-dir and OUTPUT_DIR to a larger disk, then run again"
+                )
+                LOGGER.error("sub-%s failed: %s", subject, message)
+            else:
+                LOGGER.error("sub-%s failed unexpectedly:\n%s", subject, traceback.format_exc())
+                message = f"unexpected {type(exc).__name__}: {exc} (traceback in {log_file})"
             return ParticipantOutcome(subject, "failed", message, sessions)
     elapsed = time.perf_counter() - start
     return ParticipantOutcome(subject, "success", "", sessions, tuple(outputs), elapsed)
@@ -281,7 +290,7 @@ def _model_session(
         raise InputError(msg)
     tacs = extract_tacs(data, atlas.masks, timing.start_s, timing.end_s)
     ref = tacs[REFERENCE_ROI].to_numpy(dtype=np.float64)
-    if not np.all(np.isfinite(ref)) or np.trapezoid(np.clip(ref, 0, None), timing.mid_min) <= 0:
+    if not _reference_is_usable(ref, timing):
         msg = (
             f"{where}: the cerebellar reference TAC of {scan.path.name} is flat, negative or "
             "not finite; a reference-tissue model needs a positive reference curve. Check the "
@@ -346,6 +355,22 @@ def _model_session(
         mean_mni=_frame_mean(data),
         warnings=warnings,
     )
+
+
+def _reference_is_usable(ref: NDArray[np.float64], timing: FrameTiming) -> bool:
+    """A reference TAC must be finite, positive on the whole and change over time.
+
+    A time-constant curve (duration-weighted coefficient of variation below
+    :data:`MIN_REFERENCE_CV`) carries no kinetics: SRTM would return a meaningless k2'.
+    """
+    if not np.all(np.isfinite(ref)):
+        return False
+    weights = timing.duration_min
+    mean = float(np.average(ref, weights=weights))
+    if mean <= 0 or np.trapezoid(np.clip(ref, 0, None), timing.mid_min) <= 0:
+        return False
+    cv = float(np.sqrt(np.average((ref - mean) ** 2, weights=weights))) / mean
+    return cv >= MIN_REFERENCE_CV
 
 
 def _frame_mean(data: NDArray[np.float32]) -> NDArray[np.float32]:

@@ -703,11 +703,6 @@ def test_cerebellum_outside_field_of_view(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="participant_steps._model_session accepts a time-constant reference TAC (only its "
-    "area is checked): the run succeeds with k2'=1.79/min and striatal BPND 0.70; see the report",
-)
 def test_flat_reference_tac(
     bids_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -745,11 +740,6 @@ def test_disk_full_while_writing(
     check_failed_run(ctx, code, err, r"sub-01: .*No space left on device", before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipelines.common.publish leaves a truncated hidden '.<name>.partial' file in "
-    "OUTPUT_DIR when the cross-file-system copy fails (e.g. ENOSPC); see the report",
-)
 def test_disk_full_while_publishing_across_file_systems(
     bids_copy: Path,
     tmp_path: Path,
