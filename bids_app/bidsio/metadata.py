@@ -586,10 +586,34 @@ def gzip_stream_error(image: Path) -> str | None:
     return None
 
 
+def _raw_pixdim(img: nib.spatialimages.SpatialImage) -> tuple[float, ...] | None:
+    """The spatial ``pixdim`` as stored in the file (NIfTI-1), or None for other formats.
+
+    ``nib.load`` repairs a zero pixdim to 1 while reading, so the header is read again from
+    the file without nibabel's checks.
+    """
+    filename = img.get_filename()
+    if filename is None or not isinstance(img, nib.Nifti1Image):
+        return None
+    try:
+        with nib.openers.ImageOpener(filename) as fobj:
+            header = nib.Nifti1Header.from_fileobj(fobj, check=False)
+    except IMAGE_READ_ERRORS:
+        return None
+    return tuple(float(z) for z in header["pixdim"][1:4])
+
+
 def _geometry_problem(
     img: nib.spatialimages.SpatialImage, zooms_mm: tuple[float, ...]
 ) -> str | None:
-    """Describe a broken geometry (voxel sizes, singular affine), or None when it is fine."""
+    """Describe a broken geometry (voxel sizes, singular affine), or None when it is fine.
+
+    The raw NIfTI ``pixdim`` is checked too: nibabel reports a zero voxel size as 1 mm, which
+    would let a broken header through to fail much later (as "no cerebellar coverage").
+    """
+    raw = _raw_pixdim(img)
+    if raw is not None and not all(math.isfinite(z) and z > 0 for z in raw):
+        return "voxel size (pixdim) " + " x ".join(f"{z:g}" for z in raw) + " mm"
     if not all(math.isfinite(z) and z > 0 for z in zooms_mm):
         return "voxel size " + " x ".join(f"{z:g}" for z in zooms_mm) + " mm"
     affine = np.asarray(img.affine, dtype=np.float64)
