@@ -34,28 +34,24 @@ examples:
 """
 
 
-def _positive_int(value: str) -> int:
+def _whole_number(value: str, minimum: int) -> int:
     try:
         number = int(value)
     except ValueError:
         msg = f"must be a whole number; got {value!r}"
         raise argparse.ArgumentTypeError(msg) from None
-    if number < 1:
-        msg = f"must be 1 or more; got {number}"
+    if number < minimum:
+        msg = f"must be {minimum} or more; got {number}"
         raise argparse.ArgumentTypeError(msg)
     return number
+
+
+def _positive_int(value: str) -> int:
+    return _whole_number(value, 1)
 
 
 def _non_negative_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        msg = f"must be a whole number; got {value!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if number < 0:
-        msg = f"must be 0 or more; got {number}"
-        raise argparse.ArgumentTypeError(msg)
-    return number
+    return _whole_number(value, 0)
 
 
 def _positive_float(value: str) -> float:
