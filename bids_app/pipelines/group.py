@@ -72,6 +72,7 @@ CLUSTER_COLUMNS = [
 ]
 NET_COLUMNS = ["measure", "n", "mean", "sd", "t", "df", "p", "cohen_d"]
 ALPHA = 0.05
+CONNECTIVITY = 18  # SPM's cluster neighbourhood
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def run_group_level(config: Config) -> int:
     written.append(_tsv(staging, "participant_measures.tsv", measures_table.reset_index()))
     written.append(_tsv(staging, "net_change_stats.tsv", net_stats))
 
-    parameters = _parameters(config, measures)
+    parameters = _parameters(config, measures, atlas)
     write_json(staging / "group_parameters.json", parameters)
     written.append(Path("group_parameters.json"))
     report = GroupReport(
@@ -186,7 +187,6 @@ def _voxelwise(
         )
         raise InputError(msg)
     voxel_size = np.asarray(ref.header.get_zooms()[:3], dtype=np.float64)
-    n_perm = config.n_permutations if config.n_permutations != "exact" else "exact"
     with step(LOGGER, f"{measure}: smoothing, paired t-test, RFT and permutation inference"):
         inference = paired_cluster_inference(
             baseline,
@@ -195,7 +195,8 @@ def _voxelwise(
             voxel_size,
             cluster_forming_p=config.cluster_forming_p,
             variance_regularisation=config.variance_regularisation,
-            n_permutations=n_perm,
+            n_permutations=config.n_permutations,
+            connectivity=CONNECTIVITY,
             seed=config.seed,
             smoothing_fwhm_mm=config.smoothing_fwhm_mm,
         )
@@ -263,13 +264,13 @@ def _map_sidecar(result: MeasureResult, tail: str) -> dict[str, object]:
         "Resels": list(inf.resels),
         "VarianceRegularisation": inf.variance_regularisation,
         "SpatialReference": TEMPLATE_NAME,
-        "Connectivity": 18,
+        "Connectivity": CONNECTIVITY,
     }
 
 
 def _cluster_rows(result: MeasureResult, atlas: RoiAtlas) -> pd.DataFrame:
     inf = result.inference
-    voxel_mm3 = float(abs(np.linalg.det(atlas.affine[:3, :3])))
+    voxel_mm3 = atlas.voxel_volume_ml * 1000.0
     rows = []
     for direction in ("decrease", "increase"):
         for c in inf.direction(direction).clusters:
@@ -398,8 +399,11 @@ def _cluster_map(result: MeasureResult, direction: str) -> ClusterMapReport:
     )
 
 
-def _parameters(config: Config, measures: list[MeasureResult]) -> dict[str, object]:
+def _parameters(
+    config: Config, measures: list[MeasureResult], atlas: RoiAtlas
+) -> dict[str, object]:
     first = measures[0].inference
+    voxel_mm3 = atlas.voxel_volume_ml * 1000.0
     return {
         "smoothing_fwhm_mm": config.smoothing_fwhm_mm,
         "cluster_forming_p": config.cluster_forming_p,
@@ -407,13 +411,15 @@ def _parameters(config: Config, measures: list[MeasureResult]) -> dict[str, obje
         "df": first.df,
         "n_participants": first.n_subjects,
         "alpha": ALPHA,
-        "connectivity": 18,
+        "connectivity": CONNECTIVITY,
         "variance_regularisation": config.variance_regularisation,
         "n_permutations": first.n_permutations,
         "permutation_exact": first.permutation_exact,
         "fwhm_mm": {r.measure: [float(v) for v in r.inference.fwhm_mm] for r in measures},
         "resels": {r.measure: [float(v) for v in r.inference.resels] for r in measures},
-        "search_volume_mm3": {r.measure: float(r.inference.mask.sum()) * 8.0 for r in measures},
+        "search_volume_mm3": {
+            r.measure: float(r.inference.mask.sum()) * voxel_mm3 for r in measures
+        },
         "template": TEMPLATE_NAME,
     }
 

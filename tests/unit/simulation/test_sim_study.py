@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bids_app.bidsio.metadata import REQUIRED_PET_FIELDS
 from bids_app.simulation import StudyPaths, generate_study
 from bids_app.simulation.anatomy import build_anatomy
 from bids_app.simulation.imaging import HeadModel
@@ -31,32 +32,6 @@ pytestmark = pytest.mark.integration
 
 SEED = 11
 N_PARTICIPANTS = 4
-REQUIRED_PET_FIELDS = (
-    "Manufacturer",
-    "ManufacturersModelName",
-    "Units",
-    "TracerName",
-    "TracerRadionuclide",
-    "InjectedRadioactivity",
-    "InjectedRadioactivityUnits",
-    "InjectedMass",
-    "InjectedMassUnits",
-    "SpecificRadioactivity",
-    "SpecificRadioactivityUnits",
-    "ModeOfAdministration",
-    "TimeZero",
-    "ScanStart",
-    "InjectionStart",
-    "FrameTimesStart",
-    "FrameDuration",
-    "AcquisitionMode",
-    "ImageDecayCorrected",
-    "ImageDecayCorrectionTime",
-    "ReconMethodName",
-    "ReconMethodParameterLabels",
-    "ReconFilterType",
-    "AttenuationCorrection",
-)
 
 
 @pytest.fixture(scope="module")
