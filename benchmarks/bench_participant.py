@@ -33,9 +33,20 @@ def main() -> int:
         root = Path(tmp)
         study = args.study or generate_study(root / "study", n_participants=2, seed=5).root
         cmd = [
-            sys.executable, "-m", "bids_app", str(study / "bids"), str(root / "out"),
-            "participant", "--participant-label", "01", "--work-dir", str(root / "work"),
-            "--omp-nthreads", str(args.threads), "--skip-bids-validation", "-q",
+            sys.executable,
+            "-m",
+            "bids_app",
+            str(study / "bids"),
+            str(root / "out"),
+            "participant",
+            "--participant-label",
+            "01",
+            "--work-dir",
+            str(root / "work"),
+            "--omp-nthreads",
+            str(args.threads),
+            "--skip-bids-validation",
+            "-q",
         ]
         start = time.perf_counter()
         completed = subprocess.run(cmd, check=False)

@@ -210,4 +210,3 @@ def load_tissue_probability(tissue: Tissue, resolution_mm: int = 2) -> nib.Nifti
     """
     res = _check_resolution(resolution_mm)
     return _image(_probability_array(_check_tissue(tissue), res), _template_arrays(res)[1])
-

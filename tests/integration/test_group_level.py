@@ -9,10 +9,10 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.derivatives import smooth_noise, write_participant
 
 from bids_app.cli.run import main
 from bids_app.roi.atlas import build_roi_atlas
-from helpers.derivatives import smooth_noise, write_participant
 
 pytestmark = pytest.mark.integration
 
@@ -56,8 +56,16 @@ def _study(tmp_path: Path, effect: bool, seed: int) -> tuple[Path, Path]:
 
 def _run_group(bids: Path, out: Path, tmp_path: Path) -> int:
     return main(
-        [str(bids), str(out), "group", "--work-dir", str(tmp_path / "work"),
-         "--n-permutations", "64", "--skip-bids-validation"]
+        [
+            str(bids),
+            str(out),
+            "group",
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--n-permutations",
+            "64",
+            "--skip-bids-validation",
+        ]
     )
 
 

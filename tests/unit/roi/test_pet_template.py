@@ -34,9 +34,7 @@ def test_smoothing_widens_the_profile() -> None:
     assert np.count_nonzero(smooth > 0.01) > np.count_nonzero(sharp > 0.01)
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"wm_to_gm": 1.5}, {"extracerebral": -1.0}, {"fwhm_mm": -2.0}]
-)
+@pytest.mark.parametrize("kwargs", [{"wm_to_gm": 1.5}, {"extracerebral": -1.0}, {"fwhm_mm": -2.0}])
 def test_bad_arguments(kwargs: dict[str, float]) -> None:
     with pytest.raises(InputError, match="wm_to_gm must be in"):
         load_pet_template(2, **kwargs)
