@@ -5,7 +5,7 @@ drift plus one jump of head motion. Steps timed: motion estimation, motion-corre
 session co-registration, PET-only normalisation to nilearn's MNI152 (2 mm), and resampling of
 all 26 frames of both sessions to the template grid. Goal: <= ~90 s on 2 cores.
 
-Run:  python benchmarks/bench_preproc.py [--threads N] [--engine scipy|ants]
+Run:  python benchmarks/bench_preproc.py [--threads N]
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ def _pet_like_template(template: nib.Nifti1Image) -> np.ndarray:
 def _session(
     template: nib.Nifti1Image, comps: np.ndarray, rng: np.random.Generator, pose: np.ndarray
 ) -> tuple[nib.Nifti1Image, object]:
-    from bids_app.kinetics.timing import FrameTiming
     from bids_app.preproc.transforms import params_to_matrix
+    from bids_app.timing import FrameTiming
 
     shape = (128, 128, 63)
     aff = np.diag([2.5, 2.5, 2.5, 1.0])
@@ -65,7 +65,6 @@ def main() -> None:
     """Build two sessions, run every step, print timings (seconds)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--engine", choices=["scipy", "ants"], default="scipy")
     args = parser.parse_args()
 
     from bids_app.preproc import configure_ants_threads
@@ -91,8 +90,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
-        mot_b = estimate_motion(base, timing, work, engine=args.engine, n_threads=args.threads)
-        mot_c = estimate_motion(chal, timing, work, engine=args.engine, n_threads=args.threads)
+        mot_b = estimate_motion(base, timing)
+        mot_c = estimate_motion(chal, timing)
         times["motion (2 sessions)"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         mean_b = motion_corrected_mean(base, mot_b, frames="all")

@@ -12,6 +12,19 @@ from typing import Any, Literal
 
 AnalysisLevel = Literal["participant", "group"]
 
+#: Options that shape participant-level results (recorded in each participant's manifest; a
+#: change makes a rerun recompute). Input files (PET, T1w, a custom atlas) are hashed separately.
+PARTICIPANT_OPTIONS: tuple[str, ...] = (
+    "baseline_session",
+    "challenge_session",
+    "pet_normalisation",
+    "k2prime_method",
+    "weights",
+    "n_basis",
+    "k2a_range_per_min",
+    "seed",
+)
+
 
 def default_work_dir(output_dir: Path) -> Path:
     """Scratch folder of a run: in the system temporary folder, one per OUTPUT_DIR.
@@ -121,9 +134,14 @@ class Config:
             out[f.name] = value
         return out
 
+    def participant_options(self) -> dict[str, Any]:
+        """The options that shape participant-level results (:data:`PARTICIPANT_OPTIONS`)."""
+        everything = self.to_dict()
+        return {name: everything[name] for name in PARTICIPANT_OPTIONS}
+
     def to_json(self) -> str:
         """Provenance dump of the configuration."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-__all__ = ["AnalysisLevel", "Config"]
+__all__ = ["PARTICIPANT_OPTIONS", "AnalysisLevel", "Config"]

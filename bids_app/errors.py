@@ -7,7 +7,6 @@ from __future__ import annotations
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 
 class BidsAppError(Exception):
@@ -34,6 +33,10 @@ class ValidationError(InputError):
 
 class RegistrationError(RuntimeError, BidsAppError):
     """An image registration failed or produced an implausible transform."""
+
+
+class PublishError(OSError, BidsAppError):
+    """Finished outputs could not be moved into OUTPUT_DIR (disk full, permissions)."""
 
 
 class ModelError(ValueError, BidsAppError):

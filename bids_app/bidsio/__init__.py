@@ -12,7 +12,6 @@ from bids_app.bidsio.layout import (
     build_layout,
     check_output_dir,
     discover_study,
-    validate_metadata_only,
 )
 from bids_app.bidsio.metadata import REQUIRED_PET_FIELDS, frame_timing_from_metadata
 from bids_app.bidsio.validator import ValidatorResult, run_bids_validator
@@ -28,5 +27,4 @@ __all__ = [
     "discover_study",
     "frame_timing_from_metadata",
     "run_bids_validator",
-    "validate_metadata_only",
 ]

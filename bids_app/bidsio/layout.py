@@ -26,7 +26,7 @@ import nibabel as nib
 import numpy as np
 from bids import BIDSLayout, BIDSLayoutIndexer
 
-from bids_app import messages
+from bids_app.bidsio import messages
 from bids_app.bidsio.metadata import (
     IMAGE_READ_ERRORS,
     check_frame_count,
@@ -38,7 +38,7 @@ from bids_app.bidsio.metadata import (
     read_sidecar,
 )
 from bids_app.errors import InputError, MetadataError, ValidationError
-from bids_app.kinetics.timing import FrameTiming
+from bids_app.timing import FrameTiming
 
 logger = logging.getLogger(__name__)
 
@@ -718,77 +718,6 @@ def discover_study(
         tracer=next(iter(tracers.values()), None),
         skipped=skipped,
     )
-
-
-def validate_metadata_only(
-    bids_dir: Path | str,
-    *,
-    participant_labels: Iterable[str] | None = None,
-    check_data: bool = False,
-) -> list[str]:
-    """Check every PET sidecar of a dataset without needing the images.
-
-    For datasets shipped without image data (e.g. bids-examples): ``dataset_description.json``,
-    each ``*_pet.json`` (valid JSON, REQUIRED fields, types, units, frame schedule) and, where the
-    image exists, its header's frame count. Missing images are not reported. No session mapping.
-
-    Parameters
-    ----------
-    bids_dir : Path or str
-        Dataset root.
-    participant_labels : iterable of str, optional
-        Restrict to these participants.
-    check_data : bool
-        Also read the images that exist frame by frame (finite, not all zero, intact).
-
-    Returns
-    -------
-    list of str
-        One line per problem; empty when all sidecars pass.
-    """
-    root = Path(bids_dir).expanduser().resolve()
-    if not root.is_dir():
-        return [messages.bids_dir_missing(root)]
-    problems = check_dataset_description(root)
-    layout = build_layout(root)
-    selected, label_problems = _select_participants(layout.get_subjects(), participant_labels)
-    problems += label_problems
-    for subject in selected:
-        sessions: list[str | None] = [*_pet_sessions(layout, subject)] or [None]
-        for session in sessions:
-            problems += _check_session_metadata(layout, subject, session, check_data)
-    return problems
-
-
-def _check_session_metadata(
-    layout: BIDSLayout, subject: str, session: str | None, check_data: bool
-) -> list[str]:
-    """Metadata checks of every PET sidecar of one session (or of a session-less subject)."""
-    prefix = messages.where(subject, session)
-    query: dict[str, Any] = {"subject": subject, "datatype": "pet", "suffix": "pet"}
-    if session is not None:
-        query["session"] = session
-    sidecars = layout.get(extension=".json", return_type="filename", **query)
-    problems: list[str] = []
-    for name in sorted(sidecars):
-        sidecar = Path(name)
-        try:
-            metadata = read_sidecar(sidecar, prefix)
-        except MetadataError as exc:
-            problems.append(str(exc))
-            continue
-        problems += check_pet_sidecar(metadata, sidecar, prefix)
-        image = _expected_image(sidecar)
-        if not image.exists() and image.with_suffix("").exists():
-            image = image.with_suffix("")
-        if image.exists():
-            header, found = read_image_header(image, prefix)
-            problems += found
-            if header is not None:
-                problems += check_frame_count(metadata, sidecar, prefix, image, header.n_frames)
-            if header is not None and not found and check_data:
-                problems += check_image_data(image, prefix)
-    return problems
 
 
 # ----------------------------------------------------------------------------- output dir

@@ -1,7 +1,8 @@
 """PET sidecar and image checks; the sidecar's frame schedule becomes a :class:`FrameTiming`.
 
-Every check here *collects* problems (one line each, worded by :mod:`bids_app.messages`) instead
-of raising on the first one, so that a run can report everything wrong with its inputs at once.
+Every check here *collects* problems (one line each, worded by :mod:`bids_app.bidsio.messages`)
+instead of raising on the first one, so that a run can report everything wrong with its inputs at
+once.
 Seconds become minutes exactly once, in :func:`frame_timing_from_metadata`.
 """
 
@@ -21,9 +22,9 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from bids_app import messages
+from bids_app.bidsio import messages
 from bids_app.errors import MetadataError, ModelError
-from bids_app.kinetics.timing import FrameTiming
+from bids_app.timing import FrameTiming
 
 logger = logging.getLogger(__name__)
 

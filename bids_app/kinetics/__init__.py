@@ -16,8 +16,8 @@ from bids_app.kinetics.k2prime import K2PrimeEstimate, estimate_k2prime
 from bids_app.kinetics.model import ReferenceTissueFit, srtm2_model, srtm_model
 from bids_app.kinetics.mrtm2 import fit_mrtm2
 from bids_app.kinetics.srtm import fit_srtm, fit_srtm2
-from bids_app.kinetics.timing import FrameTiming
 from bids_app.kinetics.weights import frame_weights
+from bids_app.timing import FrameTiming
 
 __all__ = [
     "FrameTiming",

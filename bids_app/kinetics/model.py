@@ -35,7 +35,7 @@ infinitely fine grid. The model is then compared with the data
   BPnd).
 
 Times are minutes inside this module; the public fit functions take seconds (PET-BIDS) and
-convert once through :class:`~bids_app.kinetics.timing.FrameTiming`.
+convert once through :class:`~bids_app.timing.FrameTiming`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from bids_app.errors import ModelError
-from bids_app.kinetics.timing import FrameTiming
+from bids_app.timing import FrameTiming
 
 logger = logging.getLogger(__name__)
 

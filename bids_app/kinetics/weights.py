@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from bids_app.errors import ModelError
-from bids_app.kinetics.timing import FrameTiming
+from bids_app.timing import FrameTiming
 
 logger = logging.getLogger(__name__)
 

@@ -1,13 +1,9 @@
-"""Small pieces both levels use: the atlas choice, provenance, moving staged files into place."""
+"""Small pieces both levels use: the analysis grid, the atlas choice, provenance."""
 
 from __future__ import annotations
 
-import errno
-import os
-import shutil
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 import nibabel as nib
 
@@ -53,32 +49,3 @@ def provenance(config: Config, started: str) -> Provenance:
 def now_iso() -> str:
     """The current UTC time, ISO-8601 to the second."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def publish(staging: Path, destination: Path, relative_paths: list[Path]) -> None:
-    """Move staged files into ``destination`` one atomic rename at a time.
-
-    Files are complete when they appear; across file systems a copy is written beside the
-    target and renamed. The staging folder is removed afterwards.
-    """
-    for rel in relative_paths:
-        src = staging / rel
-        dst = destination / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(src, dst)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            _copy_into_place(src, dst)
-    shutil.rmtree(staging, ignore_errors=True)
-
-
-def _copy_into_place(src: Path, dst: Path) -> None:
-    """Copy across file systems beside the target, then rename; never leave the copy behind."""
-    tmp = dst.with_name(f".{dst.name}.partial")
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)

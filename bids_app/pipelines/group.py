@@ -18,22 +18,32 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from bids_app.bidsio.derivatives import write_json, write_nifti, write_tsv
 from bids_app.bidsio.layout import check_output_dir
 from bids_app.bidsio.phenotype import BehaviorConfig, load_behavior_config, read_phenotype
 from bids_app.config import Config
 from bids_app.errors import EXIT_OK, InputError
-from bids_app.group.collect import (
-    MEASURES,
+from bids_app.log import setup_logging, step
+from bids_app.outputs.io import write_json, write_nifti, write_text, write_tsv
+from bids_app.outputs.manifest import (
     ParticipantDerivatives,
     collect_participants,
     load_maps,
     roi_table,
 )
-from bids_app.log import setup_logging, step
-from bids_app.pipelines.common import load_atlas, now_iso, provenance, publish
+from bids_app.outputs.names import (
+    GROUP_FILES,
+    GROUP_MEASURES,
+    Space,
+    group_dir,
+    group_map_name,
+    logs_dir,
+    sidecar_name,
+)
+from bids_app.outputs.publish import publish
+from bids_app.outputs.sidecars import group_map_sidecar
+from bids_app.pipelines.common import RESOLUTION_MM, load_atlas, now_iso, provenance
 from bids_app.report.data import ClusterMapReport, GroupReport
-from bids_app.report.render import render_group, write_html
+from bids_app.report.render import render_group
 from bids_app.roi.atlas import RoiAtlas
 from bids_app.roi.template import TEMPLATE_NAME, load_template
 from bids_app.stats.behavior import (
@@ -95,7 +105,7 @@ def run_group_level(config: Config) -> int:
     """
     check_output_dir(config.bids_dir, config.output_dir)
     run_id = time.strftime("%Y%m%d-%H%M%S")
-    setup_logging(config.verbosity, config.output_dir / "logs" / f"group-{run_id}.log")
+    setup_logging(config.verbosity, logs_dir(config.output_dir) / f"group-{run_id}.log")
     started = now_iso()
     participants, excluded = collect_participants(config.output_dir, config.participant_label)
     if len(participants) < MIN_PARTICIPANTS:
@@ -120,11 +130,12 @@ def run_group_level(config: Config) -> int:
             ", ".join(f"sub-{p.subject}" for p in participants),
         )
         return EXIT_OK
-    template_img = load_template(2)
+    template_img = load_template(RESOLUTION_MM)
+    space = Space(TEMPLATE_NAME, RESOLUTION_MM)
     atlas = load_atlas(config, template_img)
     LOGGER.info("Group analysis of %d participants", len(participants))
 
-    measures = [_voxelwise(participants, measure, atlas, config) for measure in MEASURES]
+    measures = [_voxelwise(participants, measure, atlas, config) for measure in GROUP_MEASURES]
     staging = config.work_dir / "group" / "staging"
     if staging.exists():
         shutil.rmtree(staging)
@@ -132,26 +143,26 @@ def run_group_level(config: Config) -> int:
     written: list[Path] = []
     contrast = _contrast_label(participants)
     for result in measures:
-        written += _write_maps(staging, result, contrast, template_img)
+        written += _write_maps(staging, result, contrast, space, template_img)
     clusters = pd.concat([_cluster_rows(r, atlas) for r in measures], ignore_index=True)
-    written.append(_tsv(staging, "clusters.tsv", clusters))
+    written.append(_tsv(staging, "clusters", clusters))
 
     rois = roi_table(participants)
     roi_stats = roi_statistics(rois)
-    written.append(_tsv(staging, "roi_stats.tsv", roi_stats))
+    written.append(_tsv(staging, "roi_stats", roi_stats))
 
     measures_table, net_stats = _participant_measures(participants, measures, atlas, rois)
     if behavior is not None:
-        written.append(_tsv(staging, "behavior_effects.tsv", behavior.effects.table))
+        written.append(_tsv(staging, "behavior_effects", behavior.effects.table))
         measures_table = measures_table.join(_sub_index(behavior.participant_measures))
     corr = correlations(measures_table, behavior_config.correlation_pairs)
-    written.append(_tsv(staging, "correlations.tsv", corr))
-    written.append(_tsv(staging, "participant_measures.tsv", measures_table.reset_index()))
-    written.append(_tsv(staging, "net_change_stats.tsv", net_stats))
+    written.append(_tsv(staging, "correlations", corr))
+    written.append(_tsv(staging, "participant_measures", measures_table.reset_index()))
+    written.append(_tsv(staging, "net_change_stats", net_stats))
 
     parameters = _parameters(config, measures, atlas)
-    write_json(staging / "group_parameters.json", parameters)
-    written.append(Path("group_parameters.json"))
+    write_json(staging / GROUP_FILES["parameters"], parameters)
+    written.append(Path(GROUP_FILES["parameters"]))
     report = GroupReport(
         participants=[p.subject for p in participants],
         excluded=list(excluded),
@@ -169,10 +180,10 @@ def run_group_level(config: Config) -> int:
         warnings=warnings,
         provenance=provenance(config, started),
     )
-    write_html(render_group(report), staging / "group.html")
-    written.append(Path("group.html"))
-    publish(staging, config.output_dir / "group", written)
-    LOGGER.info("Group report: %s", config.output_dir / "group" / "group.html")
+    write_text(staging / GROUP_FILES["report"], render_group(report))
+    written.append(Path(GROUP_FILES["report"]))
+    publish(staging, group_dir(config.output_dir), written)
+    LOGGER.info("Group report: %s", group_dir(config.output_dir) / GROUP_FILES["report"])
     return EXIT_OK
 
 
@@ -223,49 +234,44 @@ def _contrast_label(participants: list[ParticipantDerivatives]) -> str:
     return "challengeMinusbaseline"
 
 
-def _map_name(measure: str, contrast: str, tail: str) -> str:
-    return f"space-{TEMPLATE_NAME}_res-2_meas-{measure}_contrast-{contrast}_{tail}"
-
-
 def _write_maps(
-    staging: Path, result: MeasureResult, contrast: str, template_img: nib.Nifti1Image
+    staging: Path,
+    result: MeasureResult,
+    contrast: str,
+    space: Space,
+    template_img: nib.Nifti1Image,
 ) -> list[Path]:
     inf = result.inference
     affine = template_img.affine
     volumes: dict[str, tuple[NDArray[np.generic], type]] = {
-        "stat-t_statmap": (inf.t_map, np.float32),
-        "desc-decrease_stat-p_statmap": (inf.p_map_decrease, np.float32),
-        "desc-increase_stat-p_statmap": (inf.p_map_increase, np.float32),
-        "desc-decreaseclusters_mask": (inf.decrease.labels, np.int16),
-        "desc-increaseclusters_mask": (inf.increase.labels, np.int16),
-        "desc-meandiff_statmap": (inf.mean_difference, np.float32),
+        "t": (inf.t_map, np.float32),
+        "p_decrease": (inf.p_map_decrease, np.float32),
+        "p_increase": (inf.p_map_increase, np.float32),
+        "clusters_decrease": (inf.decrease.labels, np.int16),
+        "clusters_increase": (inf.increase.labels, np.int16),
+        "meandiff": (inf.mean_difference, np.float32),
     }
-    written = []
-    for tail, (volume, dtype) in volumes.items():
-        name = _map_name(result.measure, contrast, tail) + ".nii.gz"
-        img = nib.Nifti1Image(np.asarray(volume).astype(dtype), affine)
-        img.header.set_data_dtype(dtype)
-        write_nifti(staging / name, img)
-        write_json(staging / name.replace(".nii.gz", ".json"), _map_sidecar(result, tail))
-        written += [Path(name), Path(name.replace(".nii.gz", ".json"))]
-    return written
-
-
-def _map_sidecar(result: MeasureResult, tail: str) -> dict[str, object]:
-    inf = result.inference
-    return {
-        "Measure": result.measure,
-        "Contrast": "challenge - baseline (paired)",
-        "Map": tail,
+    statistics = {
         "DegreesOfFreedom": inf.df,
         "ClusterFormingP": inf.cluster_forming_p,
         "ClusterFormingT": inf.cluster_forming_t,
         "EstimatedFWHMmm": inf.fwhm_mm,
         "Resels": list(inf.resels),
         "VarianceRegularisation": inf.variance_regularisation,
-        "SpatialReference": TEMPLATE_NAME,
         "Connectivity": CONNECTIVITY,
     }
+    written = []
+    for kind, (volume, dtype) in volumes.items():
+        name = group_map_name(kind, result.measure, contrast, space)
+        img = nib.Nifti1Image(np.asarray(volume).astype(dtype), affine)
+        img.header.set_data_dtype(dtype)
+        write_nifti(staging / name, img)
+        write_json(
+            staging / sidecar_name(name),
+            group_map_sidecar(result.measure, kind, statistics, space),
+        )
+        written += [Path(name), Path(sidecar_name(name))]
+    return written
 
 
 def _cluster_rows(result: MeasureResult, atlas: RoiAtlas) -> pd.DataFrame:
@@ -424,6 +430,7 @@ def _parameters(
     }
 
 
-def _tsv(staging: Path, name: str, table: pd.DataFrame) -> Path:
+def _tsv(staging: Path, kind: str, table: pd.DataFrame) -> Path:
+    name = GROUP_FILES[kind]
     write_tsv(staging / name, table)
     return Path(name)

@@ -2,7 +2,7 @@
 
 Validation of the whole run happens first (cheap checks, then the official BIDS validator);
 any problem stops the run before anything but logs is written. Participants are then processed
-independently (:func:`bids_app.pipelines.participant_steps.process_participant`): a failure is
+independently (:func:`bids_app.pipelines.participant_run.process_participant`): a failure is
 logged and recorded in ``logs/summary.tsv`` and the others go on; the exit code is 1 when any
 participant failed.
 """
@@ -18,14 +18,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from bids_app.bidsio.derivatives import write_dataset_description, write_json, write_tsv
+from bids_app import __version__
 from bids_app.bidsio.layout import ParticipantInput, Study, check_output_dir, discover_study
 from bids_app.bidsio.validator import run_bids_validator
 from bids_app.config import Config
 from bids_app.errors import EXIT_FAILURE, EXIT_OK, ValidationError
 from bids_app.log import setup_logging
+from bids_app.outputs.io import write_json, write_tsv
+from bids_app.outputs.names import logs_dir, summary_path
+from bids_app.outputs.sidecars import write_dataset_description
 from bids_app.pipelines.executor import map_tasks
-from bids_app.pipelines.participant_steps import ParticipantOutcome, process_participant
+from bids_app.pipelines.participant_run import ParticipantOutcome, process_participant
 
 LOGGER = logging.getLogger(__name__)
 SUMMARY_COLUMNS = ["participant_id", "session_id", "status", "message"]
@@ -53,13 +56,13 @@ def run_participant_level(config: Config) -> int:
     """
     check_output_dir(config.bids_dir, config.output_dir)
     run_id = time.strftime("%Y%m%d-%H%M%S")
-    log_dir = config.output_dir / "logs"
+    log_dir = logs_dir(config.output_dir)
     setup_logging(config.verbosity, None if config.dry_run else log_dir / f"run-{run_id}.log")
     study = validate_inputs(config)
     if config.dry_run:
         sys.stdout.write(format_plan(study, config))
         return EXIT_OK
-    write_dataset_description(config.output_dir)
+    write_dataset_description(config.output_dir, __version__)
     write_json(log_dir / f"run-{run_id}_config.json", config.to_dict())
     tasks = [_Task(p, config, run_id) for p in study.participants]
     LOGGER.info(
@@ -87,7 +90,7 @@ def run_participant_level(config: Config) -> int:
             len(tasks),
             f": {outcome.message}" if outcome.message else "",
         )
-    update_summary(log_dir / "summary.tsv", outcomes)
+    update_summary(summary_path(config.output_dir), outcomes)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         LOGGER.error(
@@ -95,7 +98,7 @@ def run_participant_level(config: Config) -> int:
             len(failed),
             len(outcomes),
             ", ".join(f"sub-{o.participant_id}" for o in failed),
-            log_dir / "summary.tsv",
+            summary_path(config.output_dir),
         )
         return EXIT_FAILURE
     LOGGER.info("Participant level finished; outputs in %s", config.output_dir)

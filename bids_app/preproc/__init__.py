@@ -6,7 +6,7 @@ start to choose the ITK thread count (1 thread gives bitwise-reproducible regist
 
 from __future__ import annotations
 
-from bids_app.preproc._ants import ANTS_RANDOM_SEED, ants_version, configure_ants_threads
+from bids_app.preproc._ants import ANTS_RANDOM_SEED, configure_ants_threads
 from bids_app.preproc.motion import MotionEstimate, estimate_motion
 from bids_app.preproc.registration import (
     Normalisation,
@@ -21,7 +21,6 @@ __all__ = [
     "ANTS_RANDOM_SEED",
     "MotionEstimate",
     "Normalisation",
-    "ants_version",
     "configure_ants_threads",
     "coregister_sessions",
     "estimate_motion",

@@ -98,16 +98,6 @@ def import_ants(n_threads: int = 1) -> ModuleType:
     return ants
 
 
-def ants_version() -> str:
-    """Return the installed antspyx version (without importing ANTs)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("antspyx")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 # --------------------------------------------------------------------------- images
 def _affine_geometry(
     affine: NDArray[np.float64],
@@ -158,23 +148,6 @@ def nifti_to_ants(img: nib.spatialimages.SpatialImage, data: ArrayLike | None = 
         spacing=tuple(float(v) for v in spacing),
         direction=direction,
     )
-
-
-def ants_affine(image: Any) -> NDArray[np.float64]:
-    """Return the NIfTI voxel-to-RAS affine of a 3-D ANTs image."""
-    lps = np.eye(4)
-    lps[:3, :3] = np.asarray(image.direction, dtype=np.float64) @ np.diag(image.spacing)
-    lps[:3, 3] = np.asarray(image.origin, dtype=np.float64)
-    return ras_lps_flip() @ lps
-
-
-def ants_to_nifti(image: Any, dtype: type = np.float32) -> nib.Nifti1Image:
-    """Convert a 3-D ANTs image to a nibabel ``Nifti1Image`` (sform and qform set, code 1)."""
-    arr = np.asarray(image.numpy(), dtype=dtype)
-    out = nib.Nifti1Image(arr, ants_affine(image))
-    out.set_qform(out.affine, code=1)
-    out.set_sform(out.affine, code=1)
-    return out
 
 
 def import_ants_loaded() -> ModuleType:

@@ -18,9 +18,8 @@ Design
   which.
 * **Registration**: rigid, correlation-type cost (least squares after a linear intensity fit)
   on smoothed copies at 8 mm then ``resolution_mm`` (default 4 mm), see
-  :mod:`bids_app.preproc.rigid` (deterministic, ~0.1-0.3 s per frame). ``engine="ants"`` uses
-  ``antsRegistration`` (rigid, Mattes MI) instead; it is slower and, on the test phantoms, less
-  accurate, and is kept for comparison.
+  :mod:`bids_app.preproc.rigid` (deterministic, ~0.1-0.3 s per frame). ``antsRegistration``
+  (rigid, Mattes MI) was slower and, on noisy frames, left 0.2-1.6 mm errors.
 * **Output convention**: ``reference_to_frame[i]`` is a 4x4 RAS-mm matrix mapping a point of the
   reference space to the same anatomical point in frame ``i`` (the pull-back used for
   resampling; see :mod:`bids_app.preproc.transforms`). The six confound parameters decompose
@@ -33,9 +32,7 @@ Design
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import nibabel as nib
@@ -45,14 +42,13 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from bids_app.errors import InputError
-from bids_app.kinetics.timing import FrameTiming
 from bids_app.preproc.rigid import Volume, pyramid, register_rigid
 from bids_app.preproc.transforms import (
     PARAM_NAMES,
     framewise_displacement,
-    matrix_to_params,
     params_to_matrix,
 )
+from bids_app.timing import FrameTiming
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +87,6 @@ class MotionEstimate:
         Relative frame signal (activity sum x duration, / max) used for ``usable``.
     timing : FrameTiming
         The frame timing the estimate was made with.
-    engine : str
-        Registration engine used ("scipy" or "ants").
     """
 
     reference_to_frame: NDArray[np.float64]
@@ -103,7 +97,6 @@ class MotionEstimate:
     centre_mm: NDArray[np.float64]
     signal_fraction: NDArray[np.float64]
     timing: FrameTiming
-    engine: str = "scipy"
 
     @property
     def n_frames(self) -> int:
@@ -284,60 +277,16 @@ def _register_frames_scipy(
     return out
 
 
-def _register_frames_ants(
-    data: NDArray[np.floating],
-    pet_img: nib.spatialimages.SpatialImage,
-    frames: NDArray[np.int64],
-    reference: NDArray[np.float64],
-    centre_mm: NDArray[np.float64],
-    work_dir: Path,
-    resolution_mm: float,
-    n_threads: int,
-) -> dict[int, NDArray[np.float64]]:
-    from bids_app.preproc._ants import (
-        Stage,
-        import_ants,
-        nifti_to_ants,
-        read_affine,
-        run_registration,
-    )
-
-    ants = import_ants(n_threads)
-    stage = Stage("Rigid[0.1]", "Mattes", 32, "Regular", 0.25, (100, 50), (2, 1), (1.0, 0.0))
-    sigma = resolution_mm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
-
-    def low(arr: NDArray[np.float64]) -> object:
-        img = ants.smooth_image(nifti_to_ants(pet_img.slicer[..., 0], arr), sigma)
-        return ants.resample_image(img, (resolution_mm,) * 3, False, 0)
-
-    fixed = low(reference)
-    tmp = work_dir / "motion_ants"
-    tmp.mkdir(parents=True, exist_ok=True)
-    out: dict[int, NDArray[np.float64]] = {}
-    try:
-        for i in frames:
-            files = run_registration(
-                fixed, low(np.asarray(data[..., i], dtype=np.float64)), [stage], tmp / f"f{i:03d}_"
-            )
-            out[int(i)] = matrix_to_params(read_affine(files.affine), centre_mm)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
 # --------------------------------------------------------------------------- public API
 def estimate_motion(
     pet_img: nib.spatialimages.SpatialImage,
     timing: FrameTiming,
-    work_dir: Path,
     *,
     reference: Literal["late_mean"] | int = "late_mean",
     min_frame_start_min: float = 2.0,
     min_counts_fraction: float = 0.05,
     reference_start_min: float = 10.0,
     resolution_mm: float = 4.0,
-    engine: Literal["scipy", "ants"] = "scipy",
-    n_threads: int = 1,
 ) -> MotionEstimate:
     """Estimate rigid head motion of every frame relative to a reference image.
 
@@ -347,8 +296,6 @@ def estimate_motion(
         Dynamic PET, shape (nx, ny, nz, n_frames), native scanner space.
     timing : FrameTiming
         Frame timing, minutes.
-    work_dir : Path
-        Scratch folder (used by ``engine="ants"`` only; its files are deleted).
     reference : "late_mean" or int
         Reference definition (see the module docstring) or a frame index.
     min_frame_start_min : float
@@ -359,10 +306,6 @@ def estimate_motion(
         Frames starting at or after this time form the ``late_mean`` reference, minutes.
     resolution_mm : float
         Finest registration grid, mm (images are smoothed to this FWHM first).
-    engine : {"scipy", "ants"}
-        Registration engine (see the module docstring).
-    n_threads : int
-        ITK threads for ``engine="ants"`` (see :func:`bids_app.preproc.configure_ants_threads`).
 
     Returns
     -------
@@ -405,30 +348,15 @@ def estimate_motion(
     if not isinstance(reference, str):
         to_register = to_register[to_register != int(reference)]
     logger.info(
-        "motion: %d/%d frames usable, reference %s, engine %s",
+        "motion: %d/%d frames usable, reference %s",
         int(usable.sum()),
         n_frames,
         ref_desc,
-        engine,
     )
 
     def register(
         ref_img: NDArray[np.float64], init: dict[int, NDArray[np.float64]]
     ) -> dict[int, NDArray[np.float64]]:
-        if engine == "ants":
-            return _register_frames_ants(
-                data,
-                pet_img,
-                to_register,
-                ref_img,
-                centre,
-                Path(work_dir),
-                resolution_mm,
-                n_threads,
-            )
-        if engine != "scipy":
-            msg = f"engine must be 'scipy' or 'ants'; got {engine!r}"
-            raise InputError(msg)
         levels = pyramid(ref_img, affine, spacings)
         return _register_frames_scipy(data, affine, to_register, levels, centre, init, spacings)
 
@@ -465,7 +393,6 @@ def estimate_motion(
         centre_mm=centre,
         signal_fraction=fraction,
         timing=timing,
-        engine=engine,
     )
 
 

@@ -1,7 +1,7 @@
 """Participant and group HTML reports (Jinja2, self-contained, size-capped).
 
 The pipelines fill the dataclasses of :mod:`bids_app.report.data` and call
-:func:`render_participant` / :func:`render_group`, then :func:`write_html`.
+:func:`render_participant` / :func:`render_group` (the pipelines write the HTML).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from bids_app.report.data import (
     Provenance,
     SessionReport,
 )
-from bids_app.report.render import render_group, render_participant, write_html
+from bids_app.report.render import render_group, render_participant
 
 __all__ = [
     "ClusterMapReport",
@@ -23,5 +23,4 @@ __all__ = [
     "SessionReport",
     "render_group",
     "render_participant",
-    "write_html",
 ]

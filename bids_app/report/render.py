@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,7 +42,6 @@ __all__ = [
     "build_environment",
     "render_group",
     "render_participant",
-    "write_html",
 ]
 
 MAX_REPORT_BYTES = 5 * 1024 * 1024
@@ -108,40 +104,6 @@ def _stylesheet() -> Markup:
     """The package's own CSS, inlined verbatim (trusted static file, hence ``Markup``)."""
     text = files("bids_app.report").joinpath("static", "report.css").read_text(encoding="utf-8")
     return Markup(text)  # trusted: packaged static file
-
-
-def write_html(html: str, path: Path) -> None:
-    """Write ``html`` atomically: a temporary file in the same folder, then :func:`os.replace`.
-
-    Parameters
-    ----------
-    html : str
-        The rendered document.
-    path : Path
-        Destination (its folder must exist).
-
-    Raises
-    ------
-    InputError
-        If the destination folder does not exist.
-    """
-    path = Path(path)
-    if not path.parent.is_dir():
-        msg = f"Cannot write report {path}: folder {path.parent} does not exist. Create it first."
-        raise InputError(msg)
-    size = len(html.encode("utf-8"))
-    if size > MAX_REPORT_BYTES:
-        logger.warning("Report %s is %.1f MB, above the 5 MB budget.", path, size / 2**20)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(html)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    logger.info("Wrote report %s (%.0f kB).", path, size / 1024)
 
 
 # --------------------------------------------------------------------------------------------

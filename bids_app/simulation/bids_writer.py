@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from bids_app.kinetics.timing import FrameTiming
 from bids_app.simulation.protocol import ScanProtocol
+from bids_app.timing import FrameTiming
 
 BIDS_VERSION = "1.10.0"
 TRACER = "raclopride"

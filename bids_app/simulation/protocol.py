@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from bids_app.kinetics.timing import FrameTiming
+from bids_app.timing import FrameTiming
 
 C11_HALF_LIFE_MIN = 20.364
 """Physical half-life of carbon-11, minutes (20.364 min; NNDC)."""

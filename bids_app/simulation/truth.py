@@ -27,8 +27,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from bids_app.kinetics.timing import FrameTiming
 from bids_app.simulation.anatomy import Anatomy
+from bids_app.timing import FrameTiming
 
 TRUTH_ROIS: tuple[str, ...] = (
     "dorsal_striatum",

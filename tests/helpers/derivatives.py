@@ -6,7 +6,6 @@ the manifest have the same names and layout as the participant pipeline writes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import nibabel as nib
@@ -15,10 +14,13 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from bids_app.bidsio.derivatives import derivative_name, participant_dir, write_tsv
+from bids_app import __version__
+from bids_app.outputs.io import write_tsv
+from bids_app.outputs.manifest import Manifest, write_manifest
+from bids_app.outputs.names import Space, session_outputs
 from bids_app.roi.atlas import RoiAtlas
 
-SPACE = {"space": "MNI152NLin2009aSym", "res": "2"}
+SPACE = Space("MNI152NLin2009aSym", 2)
 
 
 def smooth_noise(
@@ -49,19 +51,15 @@ def write_participant(
     index: dict[str, dict[str, str]] = {}
     files: dict[str, int] = {}
     for role, session in sessions.items():
-        source = {"sub": subject, "ses": session, "trc": "raclopride"}
-        folder = participant_dir(output_dir, subject, session)
+        names = session_outputs(subject, session, {"trc": "raclopride"}, SPACE, "AAL3")
         entry = {"session": session}
         rows = []
         for measure in ("BPND", "R1"):
             volume = np.where(atlas.analysis_mask, maps[(measure, role)], np.nan)
-            name = derivative_name(
-                source, "mimap", ".nii.gz", model="SRTM2", meas=measure, **SPACE
-            )
-            path = folder / name
+            path = output_dir / names[measure]
             path.parent.mkdir(parents=True, exist_ok=True)
             nib.save(nib.Nifti1Image(volume.astype(np.float32), atlas.affine), path)
-            entry[measure] = path.relative_to(output_dir).as_posix()
+            entry[measure] = names[measure].as_posix()
         for roi, mask in atlas.masks.items():
             if roi == "cerebellum":
                 continue
@@ -74,14 +72,20 @@ def write_participant(
                     "k2prime": 0.12,
                 }
             )
-        kinpar = folder / derivative_name(source, "kinpar", ".tsv", model="SRTM2")
-        write_tsv(kinpar, pd.DataFrame(rows))
-        entry["kinpar"] = kinpar.relative_to(output_dir).as_posix()
+        write_tsv(output_dir / names["kinpar"], pd.DataFrame(rows))
+        entry["kinpar"] = names["kinpar"].as_posix()
         index[role] = entry
         for rel in (entry["BPND"], entry["R1"], entry["kinpar"]):
             files[rel] = (output_dir / rel).stat().st_size
-    manifest = output_dir / "logs" / f"sub-{subject}_outputs.json"
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(
-        json.dumps({"participant_id": f"sub-{subject}", "sessions": index, "files": files})
+    write_manifest(
+        output_dir,
+        Manifest(
+            subject=subject,
+            version=__version__,
+            run_key="written-by-test-helper",
+            inputs={},
+            options={},
+            sessions=index,
+            files=files,
+        ),
     )

@@ -6,9 +6,9 @@ import csv
 from pathlib import Path
 
 import pytest
+from helpers.metadata_check import validate_metadata_only
 
 from bids_app.bidsio import REQUIRED_PET_FIELDS, build_layout, discover_study
-from bids_app.bidsio.layout import validate_metadata_only
 from bids_app.errors import ValidationError
 
 

@@ -9,8 +9,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from bids_app.kinetics.timing import FrameTiming
 from bids_app.preproc.transforms import params_to_matrix
+from bids_app.timing import FrameTiming
 
 VOXEL_MM = 3.0
 SHAPE = (48, 56, 40)  # unequal dimensions on purpose

@@ -90,8 +90,8 @@ def moved_series(rng: np.random.Generator, series_factory: Callable[..., Series]
 
 
 # --------------------------------------------------------------------------- means
-def test_motion_corrected_mean_undoes_motion(moved_series: Series, tmp_path: Path) -> None:
-    est = estimate_motion(moved_series.img, moved_series.timing, tmp_path, reference=REF)
+def test_motion_corrected_mean_undoes_motion(moved_series: Series) -> None:
+    est = estimate_motion(moved_series.img, moved_series.timing, reference=REF)
     corrected = motion_corrected_mean(moved_series.img, est).get_fdata()
     timing = moved_series.timing
     idx = np.flatnonzero(est.usable)
@@ -110,8 +110,8 @@ def test_motion_corrected_mean_undoes_motion(moved_series: Series, tmp_path: Pat
     assert corrected.shape == SHAPE
 
 
-def test_motion_corrected_mean_frame_selection(moved_series: Series, tmp_path: Path) -> None:
-    est = estimate_motion(moved_series.img, moved_series.timing, tmp_path, reference=REF)
+def test_motion_corrected_mean_frame_selection(moved_series: Series) -> None:
+    est = estimate_motion(moved_series.img, moved_series.timing, reference=REF)
     only_ref = motion_corrected_mean(moved_series.img, est, frames=[REF]).get_fdata()
     # the reference frame's transform is the identity: its "mean" is the frame itself
     np.testing.assert_allclose(only_ref, np.asarray(moved_series.img.dataobj)[..., REF], atol=1e-4)
@@ -149,7 +149,7 @@ def test_coregister_sessions_recovers_pose(rng: np.random.Generator, tmp_path: P
 
 # --------------------------------------------------------------------------- resampling
 def test_resample_chain_is_one_interpolation(moved_series: Series, tmp_path: Path) -> None:
-    est = estimate_motion(moved_series.img, moved_series.timing, tmp_path, reference=REF)
+    est = estimate_motion(moved_series.img, moved_series.timing, reference=REF)
     template = _small_template()
     norm_mat = params_to_matrix([4.0, -6.0, 2.0, *np.deg2rad([3.0, 2.0, -4.0])])
     norm_mat[:3, :3] *= 0.97
@@ -176,7 +176,7 @@ def test_resample_chain_is_one_interpolation(moved_series: Series, tmp_path: Pat
 def test_constant_image_stays_constant_and_outside_is_nan(
     moved_series: Series, tmp_path: Path
 ) -> None:
-    est = estimate_motion(moved_series.img, moved_series.timing, tmp_path, reference=REF)
+    est = estimate_motion(moved_series.img, moved_series.timing, reference=REF)
     levels = np.linspace(1.0, 3.0, N_FRAMES)
     const = nib.Nifti1Image(
         np.broadcast_to(levels, (*SHAPE, N_FRAMES)).astype(np.float32), moved_series.img.affine
@@ -296,8 +296,8 @@ def test_normalise_pet_only_lands_back_on_the_template(tmp_path: Path) -> None:
     # the constant-in-brain check through the real (SyN) chain
     motionless = np.zeros((2, 6))
     timing_img = nib.Nifti1Image(np.stack([np.full(pet.shape, 2.0)] * 2, -1), pet.affine)
-    from bids_app.kinetics.timing import FrameTiming
     from bids_app.preproc.motion import MotionEstimate
+    from bids_app.timing import FrameTiming
 
     motion = MotionEstimate(
         reference_to_frame=np.stack([params_to_matrix(p) for p in motionless]),

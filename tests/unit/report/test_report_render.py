@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from pathlib import Path
 
 import jinja2
 import numpy as np
@@ -19,7 +18,6 @@ from bids_app.report.render import (
     build_environment,
     render_group,
     render_participant,
-    write_html,
 )
 
 PARTICIPANT_HEADINGS = (
@@ -212,19 +210,6 @@ def test_no_sessions_is_an_input_error() -> None:
     report = replace(make_participant(n_sessions=1), sessions=[])
     with pytest.raises(InputError, match="at least one session"):
         render_participant(report)
-
-
-def test_write_html_is_atomic(tmp_path: Path) -> None:
-    target = tmp_path / "sub-01.html"
-    target.write_text("old", encoding="utf-8")
-    write_html("<!DOCTYPE html><p>é</p>", target)
-    assert target.read_text(encoding="utf-8") == "<!DOCTYPE html><p>é</p>"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub-01.html"]
-
-
-def test_write_html_missing_folder(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="does not exist"):
-        write_html("x", tmp_path / "missing" / "group.html")
 
 
 @pytest.mark.integration

@@ -9,7 +9,6 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from bids_app.errors import ModelError
-from bids_app.kinetics.timing import FrameTiming
 from bids_app.simulation.kinetics_sim import (
     CompartmentParameters,
     PlasmaInput,
@@ -28,6 +27,7 @@ from bids_app.simulation.protocol import (
     default_protocol,
     frame_schedule_seconds,
 )
+from bids_app.timing import FrameTiming
 
 
 def test_convolve_exponential_matches_closed_form() -> None:

@@ -1,8 +1,10 @@
-"""Derivative names, sidecars and atomic writes."""
+"""Output names, atomic writes and the dataset description."""
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import nibabel as nib
@@ -10,15 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bids_app.bidsio.derivatives import (
-    atomic_write,
-    dataset_description,
+from bids_app.outputs.io import atomic_write, write_json, write_nifti, write_text, write_tsv
+from bids_app.outputs.names import (
+    Space,
     derivative_name,
-    write_dataset_description,
-    write_json,
-    write_nifti,
-    write_tsv,
+    group_map_name,
+    session_outputs,
+    sidecar_name,
 )
+from bids_app.outputs.sidecars import dataset_description, write_dataset_description
 
 
 def test_contract_map_name_keeps_source_entities() -> None:
@@ -85,10 +87,56 @@ def test_nifti_round_trip(tmp_path: Path) -> None:
 
 
 def test_dataset_description_is_a_derivative(tmp_path: Path) -> None:
-    desc = dataset_description({"Type": "docker", "Tag": "bids_app:1"})
+    desc = dataset_description("1.2.3", {"Type": "docker", "Tag": "bids_app:1"})
     assert desc["DatasetType"] == "derivative"
     assert desc["GeneratedBy"][0]["Name"] == "bids_app"
     assert desc["GeneratedBy"][0]["Container"] == {"Type": "docker", "Tag": "bids_app:1"}
-    path = write_dataset_description(tmp_path)
+    path = write_dataset_description(tmp_path, "1.2.3")
     loaded = json.loads(path.read_text())
     assert {"Name", "BIDSVersion", "DatasetType", "GeneratedBy"} <= set(loaded)
+    assert loaded["GeneratedBy"][0]["Version"] == "1.2.3"
+
+
+def test_session_outputs_name_every_file_and_its_sidecar() -> None:
+    names = session_outputs(
+        "01", "sal", {"trc": "raclopride"}, Space("MNI152NLin2009aSym", 2), "AAL3"
+    )
+    folder = Path("sub-01/ses-sal/pet")
+    assert names["BPND"] == folder / (
+        "sub-01_ses-sal_trc-raclopride_space-MNI152NLin2009aSym_res-2_model-SRTM2_meas-BPND"
+        "_mimap.nii.gz"
+    )
+    assert names["tacs"].name == "sub-01_ses-sal_trc-raclopride_seg-AAL3_desc-preproc_tacs.tsv"
+    kinds = {k for k in names if not k.endswith("_json")}
+    assert kinds == {"confounds", "BPND", "R1", "k2a", "fitstatus", "tacs", "kinpar"}
+    for kind in kinds:
+        assert names[f"{kind}_json"] == names[kind].parent / sidecar_name(names[kind].name)
+
+
+def test_group_map_names_keep_the_contract_t_map() -> None:
+    space = Space("MNI152NLin2009aSym", 2)
+    assert group_map_name("t", "BPND", "nalMinussal", space) == (
+        "space-MNI152NLin2009aSym_res-2_meas-BPND_contrast-nalMinussal_stat-t_statmap.nii.gz"
+    )
+    assert group_map_name("p_decrease", "R1", "nalMinussal", space).endswith(
+        "_contrast-nalMinussal_stat-p_desc-decrease_statmap.nii.gz"
+    )
+    with pytest.raises(ValueError, match="unknown group map"):
+        group_map_name("z", "BPND", "x", space)
+
+
+def test_sidecar_name_refuses_other_extensions() -> None:
+    assert sidecar_name("a_mimap.nii.gz") == "a_mimap.json"
+    assert sidecar_name("a.tsv") == "a.json"
+    with pytest.raises(ValueError, match="has no sidecar"):
+        sidecar_name("a.html")
+
+
+def test_written_files_follow_the_umask(tmp_path: Path) -> None:
+    # mkstemp creates 0600 files; outputs must be readable as the umask allows (0644 here)
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644

@@ -122,14 +122,6 @@ def ambiguous_sessions(sessions_by_subject: Mapping[str, Sequence[str]], reason:
     )
 
 
-def sessions_tsv_problem(subject: str, path: Path, detail: str) -> str:
-    """A ``sub-*_sessions.tsv`` file is unusable for the session mapping."""
-    return (
-        f"{where(subject)}: {path.name}: {detail}. Expected a 'session_id' column and a "
-        f"'condition' column with one 'baseline' and one 'challenge' row ({path})."
-    )
-
-
 def missing_session(subject: str, session: str, role: str, available: Sequence[str]) -> str:
     """A selected participant lacks the baseline or the challenge session."""
     return (

@@ -1,8 +1,11 @@
-"""Frame timing of a dynamic PET scan.
+"""Frame timing of a dynamic PET scan: the one seconds -> minutes conversion of the app.
 
 PET-BIDS stores ``FrameTimesStart`` and ``FrameDuration`` in seconds relative to ``TimeZero``;
-kinetic rate constants are conventionally per minute. :class:`FrameTiming` converts once, at the
-boundary, and everything downstream works in minutes.
+kinetic rate constants are conventionally per minute. :class:`FrameTiming` converts once, when
+the sidecar is read (:mod:`bids_app.bidsio`), and everything downstream (motion correction,
+kinetics) works in minutes; seconds are only produced again for outputs (TAC tables) and the
+kinetics API, whose contract takes seconds. A ground module: it imports only
+:mod:`bids_app.errors`.
 """
 
 from __future__ import annotations

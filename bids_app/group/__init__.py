@@ -1,1 +1,0 @@
-"""bids_app.group."""

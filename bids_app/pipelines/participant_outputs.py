@@ -1,0 +1,182 @@
+"""What a participant run writes: each session's derivatives, and its report's contents.
+
+File names come from :mod:`bids_app.outputs.names`, sidecars from
+:mod:`bids_app.outputs.sidecars`; this module only decides which value goes where.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from numpy.typing import NDArray
+
+from bids_app import __version__
+from bids_app.bidsio.layout import ParticipantInput, PetScan
+from bids_app.config import Config
+from bids_app.outputs import sidecars
+from bids_app.outputs.io import write_json, write_nifti, write_tsv
+from bids_app.outputs.names import Space, session_outputs
+from bids_app.pipelines.session_model import (
+    REFERENCE_ROI,
+    SessionFit,
+    SessionK2Prime,
+    SessionTacs,
+)
+from bids_app.preproc.motion import MotionEstimate
+from bids_app.preproc.registration import Normalisation
+from bids_app.report.data import ParticipantReport, Provenance, SessionReport
+from bids_app.roi.atlas import RoiAtlas
+
+
+def bids_relative(scan: PetScan) -> str:
+    """The scan's path from its ``sub-<p>`` folder on (BIDS-root relative)."""
+    parts = scan.path.parts
+    idx = max(i for i, part in enumerate(parts) if part == f"sub-{scan.subject}")
+    return "/".join(parts[idx:])
+
+
+def fit_description(
+    scan: PetScan, k2prime: SessionK2Prime, atlas: RoiAtlas, config: Config
+) -> sidecars.FitDescription:
+    """The modelling settings of one session, for its sidecars."""
+    return sidecars.FitDescription(
+        source=bids_relative(scan),
+        reference_region=REFERENCE_ROI,
+        atlas=atlas.name,
+        k2prime_per_min=k2prime.value_per_min,
+        k2prime_method=k2prime.method,
+        n_basis=config.n_basis,
+        k2a_range_per_min=config.k2a_range_per_min,
+        weights=config.weights,
+    )
+
+
+def float_image(volume: NDArray[np.floating], affine: NDArray[np.float64]) -> nib.Nifti1Image:
+    """A float32 NIfTI on the template grid (MNI qform/sform, mm units)."""
+    img = nib.Nifti1Image(volume.astype(np.float32), affine)
+    img.header.set_data_dtype(np.float32)
+    img.header.set_xyzt_units("mm")
+    img.header.set_qform(affine, code=4)
+    img.header.set_sform(affine, code=4)
+    return img
+
+
+def write_session_outputs(
+    staging: Path,
+    scan: PetScan,
+    motion: MotionEstimate,
+    tacs: SessionTacs,
+    k2prime: SessionK2Prime,
+    fit: SessionFit,
+    space: Space,
+    affine: NDArray[np.float64],
+    atlas: RoiAtlas,
+    config: Config,
+) -> dict[str, Path]:
+    """Write one session's derivatives under ``staging``.
+
+    Returns
+    -------
+    dict of str to Path
+        Output kind (``confounds``, ``BPND``, ``tacs``, ..., sidecars as ``<kind>_json``) ->
+        path relative to ``staging`` (and to OUTPUT_DIR once published).
+    """
+    names = session_outputs(scan.subject, scan.session, scan.entities, space, atlas.name)
+    source = bids_relative(scan)
+    description = fit_description(scan, k2prime, atlas, config)
+
+    write_tsv(staging / names["confounds"], motion.confounds)
+    write_json(
+        staging / names["confounds_json"],
+        sidecars.confounds_sidecar(
+            list(motion.confounds), motion.centre_mm, motion.reference_frames, source
+        ),
+    )
+    for meas, volume in fit.maps.items():
+        write_nifti(staging / names[meas], float_image(volume, affine))
+        write_json(
+            staging / names[f"{meas}_json"],
+            sidecars.map_sidecar(
+                meas, description, space, __version__, config.seed, config.omp_nthreads
+            ),
+        )
+    status_img = nib.Nifti1Image(fit.fit_status, affine)
+    status_img.header.set_data_dtype(np.uint8)
+    write_nifti(staging / names["fitstatus"], status_img)
+    write_json(staging / names["fitstatus_json"], sidecars.fit_status_sidecar())
+
+    write_tsv(staging / names["tacs"], tacs.tacs)
+    regions = {
+        name: (atlas.descriptions.get(name, ""), int(np.count_nonzero(mask)))
+        for name, mask in atlas.masks.items()
+    }
+    write_json(
+        staging / names["tacs_json"],
+        sidecars.tacs_sidecar(scan.units, REFERENCE_ROI, atlas.name, regions, space, source),
+    )
+    write_tsv(staging / names["kinpar"], fit.kinpar)
+    write_json(staging / names["kinpar_json"], sidecars.kinpar_sidecar(description))
+    return names
+
+
+def participant_report(
+    participant: ParticipantInput,
+    sessions: list[tuple[str, PetScan, MotionEstimate, SessionTacs, SessionK2Prime, SessionFit]],
+    template_img: nib.Nifti1Image,
+    space: Space,
+    atlas: RoiAtlas,
+    normalisation_path: str,
+    norm: Normalisation,
+    outputs: list[str],
+    provenance: Provenance,
+) -> ParticipantReport:
+    """The contents of ``sub-<p>.html``."""
+    template = np.asarray(template_img.dataobj, dtype=np.float64)
+    quality = {
+        "correlation with template": norm.correlation,
+        "brain-mask Dice": norm.brain_overlap,
+        "affine determinant": norm.affine_determinant,
+    }
+    shown = ("cerebellum", "dorsal_striatum", "ventral_striatum")
+    reports = [
+        SessionReport(
+            session=scan.session,
+            role=role,  # type: ignore[arg-type]
+            pet_file=bids_relative(scan),
+            n_frames=scan.timing.n_frames,
+            frame_start_s=scan.timing.start_s,
+            frame_end_s=scan.timing.end_s,
+            confounds=motion.confounds,
+            template=template,
+            affine=template_img.affine,
+            mean_pet_mni=tacs.mean_mni.astype(np.float64),
+            roi_masks={k: atlas.masks[k] for k in shown if k in atlas.masks},
+            tacs=tacs.tacs,
+            fitted=fit.fitted,
+            kinpar=fit.kinpar,
+            k2prime=k2prime.value_per_min,
+            k2prime_method=k2prime.method,
+            bp_map=fit.maps["BPND"].astype(np.float64),
+            r1_map=fit.maps["R1"].astype(np.float64),
+            n_fit_voxels=int(np.count_nonzero(fit.fit_status)),
+            n_failed=int(np.count_nonzero(fit.fit_status == 3)),
+            n_at_bound=int(np.count_nonzero(fit.fit_status == 2)),
+            registration_quality={k: float(v) for k, v in quality.items()},
+            warnings=fit.warnings,
+            tac_units=scan.units,
+        )
+        for role, scan, motion, tacs, k2prime, fit in sessions
+    ]
+    return ParticipantReport(
+        participant_id=participant.subject,
+        sessions=reports,
+        normalisation=normalisation_path,
+        template_name=space.name,
+        atlas_name=atlas.name,
+        outputs=outputs,
+        warnings=[w for *_, fit in sessions for w in fit.warnings],
+        errors=[],
+        provenance=provenance,
+    )

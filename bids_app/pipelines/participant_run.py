@@ -1,0 +1,459 @@
+"""One participant, end to end, as checkpointed stages.
+
+Stages (see :class:`~bids_app.pipelines.stages.StageRunner`): ``motion:<role>`` (frame-wise
+rigid motion), ``means`` (motion-corrected means), ``coregistration`` (challenge -> baseline),
+``normalisation`` (to the template, PET-only or via the T1w), ``resample:<role>`` (every frame
+interpolated once onto the template grid), ``tacs:<role>`` (ROI TACs), ``k2prime``, ``fit:<role>``
+(voxelwise and ROI SRTM2). Each is checkpointed in the work dir (the resampled frames excepted),
+so a rerun after a change resumes at the first stage whose inputs changed.
+
+Outputs are written to a staging folder in the work dir, published into OUTPUT_DIR all or
+nothing, and listed in the participant manifest (written last). The report is rendered after
+publishing, so a report error never discards computed maps (the participant still counts as
+failed, and a rerun rebuilds the report from the checkpoints).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import nibabel as nib
+import numpy as np
+from numpy.typing import NDArray
+
+from bids_app import __version__
+from bids_app.bidsio.layout import ParticipantInput, PetScan
+from bids_app.config import Config
+from bids_app.errors import BidsAppError
+from bids_app.log import log_to_file
+from bids_app.outputs.io import write_text
+from bids_app.outputs.manifest import (
+    Manifest,
+    describe_changes,
+    existing_manifest,
+    file_sha256,
+    missing_files,
+    remove_outputs,
+    run_key,
+    write_manifest,
+)
+from bids_app.outputs.names import ROLES, Space, logs_dir, report_name
+from bids_app.outputs.publish import describe_os_error, publish
+from bids_app.pipelines.common import RESOLUTION_MM, load_atlas, now_iso, provenance
+from bids_app.pipelines.participant_outputs import participant_report, write_session_outputs
+from bids_app.pipelines.session_model import (
+    SessionFit,
+    SessionK2Prime,
+    SessionTacs,
+    estimate_session_k2prime,
+    fit_session,
+    session_tacs,
+)
+from bids_app.pipelines.stages import StageRunner, StageTiming
+from bids_app.preproc import configure_ants_threads
+from bids_app.preproc.motion import MotionEstimate, estimate_motion
+from bids_app.preproc.registration import (
+    Normalisation,
+    coregister_sessions,
+    motion_corrected_mean,
+    normalise_to_template,
+    resample_to_template,
+)
+from bids_app.report.render import render_participant
+from bids_app.roi.atlas import RoiAtlas
+from bids_app.roi.pet_template import load_pet_template
+from bids_app.roi.template import TEMPLATE_NAME, load_template
+
+LOGGER = logging.getLogger(__name__)
+
+Status = Literal["success", "skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class ParticipantOutcome:
+    """What happened to one participant (one row per session in ``logs/summary.tsv``)."""
+
+    participant_id: str
+    status: Status
+    message: str
+    sessions: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    elapsed_s: float = 0.0
+    timings: tuple[StageTiming, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class _Means:
+    """Motion-corrected means in each session's reference space."""
+
+    baseline: nib.Nifti1Image
+    challenge: nib.Nifti1Image
+    baseline_early: nib.Nifti1Image
+
+
+def process_participant(
+    participant: ParticipantInput, config: Config, run_id: str = "run"
+) -> ParticipantOutcome:
+    """Process one participant; never raises for data problems (they become the outcome).
+
+    Parameters
+    ----------
+    participant : ParticipantInput
+        The validated inputs of the participant (both sessions).
+    config : Config
+        The run configuration.
+    run_id : str
+        Identifies the run in log file names.
+
+    Returns
+    -------
+    ParticipantOutcome
+        ``success``, ``skipped`` (outputs complete and up to date) or ``failed`` with the reason.
+    """
+    subject = participant.subject
+    sessions = (participant.baseline.session, participant.challenge.session)
+    log_file = logs_dir(config.output_dir) / f"sub-{subject}_{run_id}.log"
+    start = time.perf_counter()
+    with log_to_file(log_file, config.verbosity):
+        try:
+            inputs = input_hashes(participant, config)
+            options = config.participant_options()
+            key = run_key(inputs, options, __version__)
+            previous = existing_manifest(config.output_dir, subject)
+            if previous is not None and not config.overwrite:
+                changes = describe_changes(previous, inputs, options, __version__)
+                missing = missing_files(config.output_dir, previous)
+                if not changes and not missing and previous.files.get(str(report_name(subject))):
+                    LOGGER.info(
+                        "sub-%s: outputs complete and up to date, skipped (use --overwrite to "
+                        "redo)",
+                        subject,
+                    )
+                    return ParticipantOutcome(
+                        subject, "skipped", "outputs already complete", sessions
+                    )
+                LOGGER.info(
+                    "sub-%s: recomputing: %s",
+                    subject,
+                    "; ".join(changes) if changes else f"{len(missing) or 1} output(s) missing",
+                )
+            runner = _runner(participant, config, inputs)
+            return _process(participant, config, runner, inputs, options, key, previous, start)
+        except BidsAppError as exc:
+            LOGGER.error("sub-%s failed: %s", subject, exc)
+            return ParticipantOutcome(subject, "failed", str(exc), sessions)
+        except Exception as exc:  # one participant's crash must not stop the others
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                message = describe_os_error(exc, config.work_dir, f"processing sub-{subject}")
+                LOGGER.error("sub-%s failed: %s", subject, message)
+            else:
+                LOGGER.error("sub-%s failed unexpectedly:\n%s", subject, traceback.format_exc())
+                message = f"unexpected {type(exc).__name__}: {exc} (traceback in {log_file})"
+            return ParticipantOutcome(subject, "failed", message, sessions)
+
+
+def input_hashes(participant: ParticipantInput, config: Config) -> dict[str, str]:
+    """Content hashes of everything a participant's results are computed from.
+
+    The PET images, their (resolved) metadata, the T1w and a user atlas, keyed by their path
+    relative to the BIDS root (or absolute, for the atlas).
+    """
+    out: dict[str, str] = {}
+    for scan in (participant.baseline, participant.challenge):
+        out[_relative(scan.path, config.bids_dir)] = file_sha256(scan.path)
+        out[f"{_relative(scan.path, config.bids_dir)}:metadata"] = metadata_sha256(scan)
+    if participant.t1w is not None:
+        out[_relative(participant.t1w, config.bids_dir)] = file_sha256(participant.t1w)
+    for path in (config.atlas_labels, config.atlas_tsv):
+        if path is not None:
+            out[str(path)] = file_sha256(path)
+    return out
+
+
+def metadata_sha256(scan: PetScan) -> str:
+    """Hash of a scan's resolved sidecar metadata (canonical JSON)."""
+    text = json.dumps(scan.metadata, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _stage_context() -> str:
+    """What every stage key shares: the version (checkpoints never cross versions)."""
+    return hashlib.sha256(f"bids_app {__version__}".encode()).hexdigest()
+
+
+def _runner(participant: ParticipantInput, config: Config, inputs: dict[str, str]) -> StageRunner:
+    """Register the participant's stages (nothing runs yet).
+
+    ``inputs`` are the participant's :func:`input_hashes`; each stage's key holds the hashes of
+    the files it reads, so a changed file re-runs exactly the stages downstream of it.
+    """
+    subject = participant.subject
+    work = config.work_dir / f"sub-{subject}"
+    runner = StageRunner(work / "checkpoints", _stage_context(), f"sub-{subject}")
+    scans = {"baseline": participant.baseline, "challenge": participant.challenge}
+    images = {role: nib.load(scan.path) for role, scan in scans.items()}
+    scan_ids = {
+        role: {
+            "image": inputs[_relative(scan.path, config.bids_dir)],
+            "metadata": inputs[f"{_relative(scan.path, config.bids_dir)}:metadata"],
+        }
+        for role, scan in scans.items()
+    }
+    threads = config.omp_nthreads
+    atlas_id = {
+        "atlas": [inputs[str(p)] for p in (config.atlas_labels, config.atlas_tsv) if p]
+        or "built-in"
+    }
+
+    for role, scan in scans.items():
+        runner.add(
+            f"motion:{role}",
+            lambda img=images[role], timing=scan.timing: estimate_motion(img, timing),
+            params={"scan": scan_ids[role]},
+        )
+
+    def means(motion_b: MotionEstimate, motion_c: MotionEstimate) -> _Means:
+        return _Means(
+            baseline=motion_corrected_mean(images["baseline"], motion_b, frames="all"),
+            challenge=motion_corrected_mean(images["challenge"], motion_c, frames="all"),
+            # An early (perfusion-weighted) mean has the grey/white contrast PET-only
+            # normalisation needs; a late raclopride mean is dominated by the striatum.
+            baseline_early=motion_corrected_mean(images["baseline"], motion_b, frames="early"),
+        )
+
+    runner.add("means", means, depends=["motion:baseline", "motion:challenge"], persist=False)
+    runner.add(
+        "coregistration",
+        lambda m: coregister_sessions(m.challenge, m.baseline, work / "coreg", n_threads=threads),
+        depends=["means"],
+    )
+    t1w_id = (
+        None if participant.t1w is None else inputs[_relative(participant.t1w, config.bids_dir)]
+    )
+
+    def normalisation(m: _Means) -> Normalisation:
+        t1w = nib.load(participant.t1w) if participant.t1w is not None else None
+        return normalise_to_template(
+            m.baseline if t1w is not None else m.baseline_early,
+            load_template(RESOLUTION_MM),
+            work / "norm",
+            t1w=t1w,
+            pet_template=load_pet_template(RESOLUTION_MM),
+            pet_deformable=config.pet_normalisation == "syn",
+            n_threads=threads,
+        )
+
+    runner.add(
+        "normalisation",
+        normalisation,
+        depends=["means"],
+        params={"t1w": t1w_id, "pet_normalisation": config.pet_normalisation},
+        still_valid=lambda n: all(Path(p).is_file() for p in n.transforms),
+    )
+    atlas_cache: dict[str, RoiAtlas] = {}
+
+    def atlas() -> RoiAtlas:
+        if "atlas" not in atlas_cache:
+            atlas_cache["atlas"] = load_atlas(config, load_template(RESOLUTION_MM))
+        return atlas_cache["atlas"]
+
+    for role, scan in scans.items():
+
+        def resample(
+            motion: MotionEstimate,
+            norm: Normalisation,
+            coreg: NDArray[np.float64],
+            role: str = role,
+            scan: PetScan = scan,
+        ) -> NDArray[np.float32]:
+            mni = resample_to_template(
+                images[role],
+                motion,
+                norm,
+                load_template(RESOLUTION_MM),
+                session_transform=coreg if role == "challenge" else None,
+                work_dir=work / f"ses-{scan.session}" / "resample",
+                n_threads=threads,
+            )
+            return np.asarray(mni.dataobj, dtype=np.float32)
+
+        runner.add(
+            f"resample:{role}",
+            resample,
+            depends=[f"motion:{role}", "normalisation", "coregistration"],
+            persist=False,
+        )
+        runner.add(
+            f"tacs:{role}",
+            lambda data, scan=scan: session_tacs(scan, data, atlas()),
+            depends=[f"resample:{role}"],
+            params=atlas_id,
+        )
+
+    method = config.k2prime_method
+    voxel_k2 = method == "voxel_median"
+    k2_depends = ["tacs:baseline", "tacs:challenge"]
+    if voxel_k2:
+        k2_depends += ["resample:baseline", "resample:challenge"]
+
+    def k2prime(*results: object) -> dict[str, SessionK2Prime]:
+        tacs = dict(zip(ROLES, results[:2], strict=True))
+        data = dict(zip(ROLES, results[2:], strict=True)) if voxel_k2 else {}
+        mask = atlas().analysis_mask
+        return {
+            role: estimate_session_k2prime(
+                scans[role],
+                tacs[role],  # type: ignore[arg-type]
+                data[role][mask].T if voxel_k2 else None,  # type: ignore[index]
+                method,
+                config.weights,
+            )
+            for role in ROLES
+        }
+
+    runner.add(
+        "k2prime",
+        k2prime,
+        depends=k2_depends,
+        params={"method": method, "weights": config.weights},
+    )
+    for role, scan in scans.items():
+        runner.add(
+            f"fit:{role}",
+            lambda data, tacs, k2, role=role, scan=scan: fit_session(
+                scan,
+                data,
+                tacs,
+                k2[role],
+                atlas(),
+                weights=config.weights,
+                n_basis=config.n_basis,
+                k2a_range_per_min=config.k2a_range_per_min,
+            ),
+            depends=[f"resample:{role}", f"tacs:{role}", "k2prime"],
+            params={
+                "weights": config.weights,
+                "n_basis": config.n_basis,
+                "k2a_range": list(config.k2a_range_per_min),
+            },
+        )
+    return runner
+
+
+def _process(
+    participant: ParticipantInput,
+    config: Config,
+    runner: StageRunner,
+    inputs: dict[str, str],
+    options: dict[str, object],
+    key: str,
+    previous: Manifest | None,
+    start: float,
+) -> ParticipantOutcome:
+    subject = participant.subject
+    started = now_iso()
+    configure_ants_threads(config.omp_nthreads)
+    scans = {"baseline": participant.baseline, "challenge": participant.challenge}
+    sessions = tuple(scan.session for scan in scans.values())
+
+    results: dict[str, tuple[MotionEstimate, SessionTacs, SessionK2Prime, SessionFit]] = {}
+    for role in ROLES:
+        fit = runner.result(f"fit:{role}")
+        runner.forget(f"resample:{role}")
+        results[role] = (
+            runner.result(f"motion:{role}"),
+            runner.result(f"tacs:{role}"),
+            runner.result("k2prime")[role],
+            fit,
+        )
+    norm: Normalisation = runner.result("normalisation")
+
+    template_img = load_template(RESOLUTION_MM)
+    atlas = load_atlas(config, template_img)
+    space = Space(TEMPLATE_NAME, RESOLUTION_MM)
+    staging = config.work_dir / f"sub-{subject}" / "staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    index = {
+        role: write_session_outputs(
+            staging, scans[role], *results[role], space, template_img.affine, atlas, config
+        )
+        for role in ROLES
+    }
+    written = [path for files in index.values() for path in files.values()]
+    if previous is not None:
+        remove_outputs(config.output_dir, previous)
+    publish(staging, config.output_dir, written)
+    manifest = Manifest(
+        subject=subject,
+        version=__version__,
+        run_key=key,
+        inputs=inputs,
+        options=dict(options),
+        sessions={
+            role: {"session": scans[role].session, **{k: v.as_posix() for k, v in files.items()}}
+            for role, files in index.items()
+        },
+        files={p.as_posix(): (config.output_dir / p).stat().st_size for p in written},
+    )
+    write_manifest(config.output_dir, manifest)
+    outputs = sorted(manifest.files)
+
+    report_path = config.output_dir / report_name(subject)
+    normalisation_path = (
+        "PET→T1w→MNI" if participant.t1w is not None else f"PET-only ({config.pet_normalisation})"
+    )
+    try:
+        report = participant_report(
+            participant,
+            [(role, scans[role], *results[role]) for role in ROLES],
+            template_img,
+            space,
+            atlas,
+            normalisation_path,
+            norm,
+            outputs,
+            provenance(config, started),
+        )
+        write_text(report_path, render_participant(report))
+    except Exception as exc:  # the maps are published; the report failure is reported
+        LOGGER.error("sub-%s: the report failed:\n%s", subject, traceback.format_exc())
+        message = (
+            f"the report could not be built ({type(exc).__name__}: {exc}); the maps and tables "
+            f"were published. Run again to retry the report"
+        )
+        return ParticipantOutcome(subject, "failed", message, sessions, tuple(outputs))
+    rel = report_path.relative_to(config.output_dir).as_posix()
+    manifest.files[rel] = report_path.stat().st_size
+    write_manifest(config.output_dir, manifest)
+    elapsed = time.perf_counter() - start
+    LOGGER.info("sub-%s: report %s", subject, report_path)
+    return ParticipantOutcome(
+        subject,
+        "success",
+        "",
+        sessions,
+        tuple(sorted(manifest.files)),
+        elapsed,
+        tuple(runner.timings),
+    )
+
+
+__all__ = ["ParticipantOutcome", "input_hashes", "process_participant"]

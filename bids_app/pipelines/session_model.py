@@ -1,0 +1,323 @@
+"""Kinetic modelling of one session on the template grid: TACs, k2', voxelwise and ROI SRTM2.
+
+Three steps, each a participant stage (see :mod:`bids_app.pipelines.participant_run`):
+:func:`session_tacs` (ROI TACs, reference coverage and plausibility),
+:func:`estimate_session_k2prime` (k2' once per session) and :func:`fit_session` (voxelwise
+SRTM2 maps, fit status and ROI fits).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from bids_app.bidsio.layout import PetScan
+from bids_app.errors import InputError
+from bids_app.kinetics import estimate_k2prime, fit_srtm2
+from bids_app.roi.atlas import RoiAtlas
+from bids_app.roi.extract import extract_tacs, reference_coverage
+
+LOGGER = logging.getLogger(__name__)
+
+REFERENCE_ROI = "cerebellum"
+K2PRIME_ROI = "striatum"
+MIN_REFERENCE_COVERAGE = 0.5
+MIN_REFERENCE_CV = 0.05
+KINPAR_COLUMNS = ["roi", "BPND", "R1", "k2a", "k2prime"]
+
+Weights = Literal["duration", "uniform"]
+K2PrimeMethod = Literal["roi", "voxel_median"]
+
+
+@dataclass(frozen=True)
+class SessionTacs:
+    """ROI TACs of one session and what the report shows about them.
+
+    Attributes
+    ----------
+    tacs : DataFrame
+        ``frame_start``, ``frame_end`` (s from TimeZero) and one column per ROI.
+    start_s, end_s : (n_frames,) ndarray
+        Frame bounds in seconds from the injection (what the kinetic models take).
+    reference_coverage : float
+        Fraction of the reference ROI with data in every frame.
+    mean_mni : (X, Y, Z) float32 ndarray
+        Frame mean on the template grid (NaN outside the field of view).
+    """
+
+    tacs: pd.DataFrame
+    start_s: NDArray[np.float64]
+    end_s: NDArray[np.float64]
+    reference_coverage: float
+    mean_mni: NDArray[np.float32]
+
+    @property
+    def reference(self) -> NDArray[np.float64]:
+        """The reference-region TAC."""
+        return self.tacs[REFERENCE_ROI].to_numpy(dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class SessionK2Prime:
+    """k2' of one session.
+
+    Attributes
+    ----------
+    value_per_min : float
+        k2', 1/min.
+    method : str
+        How it was obtained (shown in sidecars and reports).
+    """
+
+    value_per_min: float
+    method: str
+
+
+@dataclass(frozen=True)
+class SessionFit:
+    """Voxelwise and ROI SRTM2 results of one session.
+
+    Attributes
+    ----------
+    maps : dict of str to (X, Y, Z) float32 ndarray
+        ``BPND``, ``R1``, ``k2a``; NaN outside the fit mask and where the fit failed.
+    fit_status : (X, Y, Z) uint8 ndarray
+        0 outside the mask, 1 valid, 2 valid at the k2a bound, 3 failed.
+    kinpar : DataFrame
+        One row per ROI (:data:`KINPAR_COLUMNS`).
+    fitted : dict of str to (n_frames,) ndarray
+        Model TAC of each ROI.
+    warnings : list of str
+        Session-level warnings.
+    """
+
+    maps: dict[str, NDArray[np.float32]]
+    fit_status: NDArray[np.uint8]
+    kinpar: pd.DataFrame
+    fitted: dict[str, NDArray[np.float64]]
+    warnings: list[str]
+
+
+def where(scan: PetScan) -> str:
+    """``sub-<p> ses-<s>`` of a scan (message prefix)."""
+    return f"sub-{scan.subject} ses-{scan.session}"
+
+
+def session_tacs(scan: PetScan, data: NDArray[np.float32], atlas: RoiAtlas) -> SessionTacs:
+    """ROI TACs of a session resampled to the template grid, with plausibility checks.
+
+    Raises
+    ------
+    InputError
+        When the reference region is mostly outside the field of view, or its TAC is flat,
+        negative or not finite.
+    """
+    coverage = reference_coverage(data, atlas.masks[REFERENCE_ROI])
+    if coverage < MIN_REFERENCE_COVERAGE:
+        msg = (
+            f"{where(scan)}: only {100 * coverage:.0f}% of the cerebellar reference region has "
+            f"PET signal after normalisation; expected at least "
+            f"{100 * MIN_REFERENCE_COVERAGE:.0f}%. The field of view of {scan.path.name} may miss "
+            "the cerebellum, or the normalisation failed (check the registration overlay in the "
+            "report)."
+        )
+        raise InputError(msg)
+    timing = scan.timing
+    tacs = extract_tacs(data, atlas.masks, timing.start_s, timing.end_s)
+    ref = tacs[REFERENCE_ROI].to_numpy(dtype=np.float64)
+    if not reference_is_usable(ref, timing.duration_min, timing.mid_min):
+        msg = (
+            f"{where(scan)}: the cerebellar reference TAC of {scan.path.name} is flat, negative "
+            "or not finite; a reference-tissue model needs a positive reference curve. Check the "
+            "image units and the field of view."
+        )
+        raise InputError(msg)
+    start_s, end_s = times_from_injection(scan)
+    return SessionTacs(tacs, start_s, end_s, coverage, frame_mean(data))
+
+
+def estimate_session_k2prime(
+    scan: PetScan,
+    tacs: SessionTacs,
+    voxels: NDArray[np.float32] | None,
+    method: K2PrimeMethod,
+    weights: Weights,
+) -> SessionK2Prime:
+    """k2' of one session: SRTM on the striatal TAC, or the median over voxels.
+
+    Parameters
+    ----------
+    voxels : (n_frames, n_voxels) ndarray or None
+        Voxel TACs of the fit mask (needed for ``method="voxel_median"``).
+
+    Raises
+    ------
+    InputError
+        When no k2' could be estimated.
+    """
+    if method == "roi":
+        estimate = estimate_k2prime(
+            tacs.start_s,
+            tacs.end_s,
+            tacs.reference,
+            tacs.tacs[K2PRIME_ROI].to_numpy(),
+            method="roi",
+            weights=_weights(weights),
+        )
+        description = f"SRTM fit of the {K2PRIME_ROI} TAC"
+    else:
+        if voxels is None:
+            msg = "voxel_median k2' needs the voxel TACs"
+            raise ValueError(msg)
+        estimate = estimate_k2prime(
+            tacs.start_s,
+            tacs.end_s,
+            tacs.reference,
+            voxels,
+            method="voxel_median",
+            weights=_weights(weights),
+        )
+        description = "median k2' of voxelwise SRTM over voxels with BPND > 0"
+    value = float(estimate.k2prime)
+    if not np.isfinite(value) or value <= 0:
+        msg = (
+            f"{where(scan)}: k2' could not be estimated ({description} gave {value}); the "
+            "striatal and reference TACs may be too noisy or mislabelled."
+        )
+        raise InputError(msg)
+    return SessionK2Prime(value, description)
+
+
+def fit_session(
+    scan: PetScan,
+    data: NDArray[np.float32],
+    tacs: SessionTacs,
+    k2prime: SessionK2Prime,
+    atlas: RoiAtlas,
+    *,
+    weights: Weights,
+    n_basis: int,
+    k2a_range_per_min: tuple[float, float],
+) -> SessionFit:
+    """Voxelwise SRTM2 over the atlas' analysis mask and SRTM2 on every ROI TAC."""
+    mask = atlas.analysis_mask
+    fit = fit_srtm2(
+        tacs.start_s,
+        tacs.end_s,
+        tacs.reference,
+        data[mask].T,
+        k2prime.value_per_min,
+        weights=_weights(weights),
+        n_basis=n_basis,
+        k2a_range_per_min=k2a_range_per_min,
+    )
+    valid = np.asarray(fit.status, dtype=bool)
+    maps: dict[str, NDArray[np.float32]] = {}
+    for name, values in (("BPND", fit.bp_nd), ("R1", fit.r1), ("k2a", fit.k2a)):
+        volume = np.full(atlas.shape, np.nan, dtype=np.float32)
+        volume[mask] = np.where(valid, values, np.nan)
+        maps[name] = volume
+    status = np.zeros(atlas.shape, dtype=np.uint8)
+    at_bound = np.asarray(fit.at_bound, dtype=bool)
+    status[mask] = np.where(valid, np.where(at_bound, 2, 1), 3)
+    n_failed = int(np.count_nonzero(~valid))
+    warnings: list[str] = []
+    if n_failed:
+        LOGGER.warning("%s: %d of %d voxel fits failed (NaN)", where(scan), n_failed, valid.size)
+        warnings.append(f"{n_failed} of {valid.size} voxel fits failed and are NaN")
+    kinpar, fitted = roi_fits(tacs, k2prime.value_per_min, weights, atlas)
+    return SessionFit(maps, status, kinpar, fitted, warnings)
+
+
+def roi_fits(
+    tacs: SessionTacs, k2prime_per_min: float, weights: Weights, atlas: RoiAtlas
+) -> tuple[pd.DataFrame, dict[str, NDArray[np.float64]]]:
+    """SRTM2 (k2' fixed) on the mean TAC of every ROI but the reference."""
+    rows = []
+    fitted: dict[str, NDArray[np.float64]] = {}
+    for roi in atlas.masks:
+        if roi == REFERENCE_ROI:
+            continue
+        fit = fit_srtm2(
+            tacs.start_s,
+            tacs.end_s,
+            tacs.reference,
+            tacs.tacs[roi].to_numpy(),
+            k2prime_per_min,
+            weights=_weights(weights),
+        )
+        ok = bool(np.all(fit.status))
+        rows.append(
+            {
+                "roi": roi,
+                "BPND": float(fit.bp_nd) if ok else np.nan,
+                "R1": float(fit.r1) if ok else np.nan,
+                "k2a": float(fit.k2a) if ok else np.nan,
+                "k2prime": k2prime_per_min,
+            }
+        )
+        fitted[roi] = np.asarray(fit.fitted, dtype=np.float64)
+    return pd.DataFrame(rows, columns=KINPAR_COLUMNS), fitted
+
+
+def _weights(weights: Weights) -> str | None:
+    """The kinetics argument: None (duration-based, its default) or ``"uniform"``."""
+    return None if weights == "duration" else "uniform"
+
+
+def reference_is_usable(
+    ref: NDArray[np.float64], duration_min: NDArray[np.float64], mid_min: NDArray[np.float64]
+) -> bool:
+    """A reference TAC must be finite, positive on the whole and change over time.
+
+    A time-constant curve (duration-weighted coefficient of variation below
+    :data:`MIN_REFERENCE_CV`) carries no kinetics: SRTM would return a meaningless k2'.
+    """
+    if not np.all(np.isfinite(ref)):
+        return False
+    mean = float(np.average(ref, weights=duration_min))
+    if mean <= 0 or np.trapezoid(np.clip(ref, 0, None), mid_min) <= 0:
+        return False
+    cv = float(np.sqrt(np.average((ref - mean) ** 2, weights=duration_min))) / mean
+    return cv >= MIN_REFERENCE_CV
+
+
+def frame_mean(data: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Mean over frames; NaN where no frame has data (outside the field of view)."""
+    finite = np.isfinite(data)
+    count = finite.sum(axis=3)
+    total = np.where(finite, data, 0).sum(axis=3, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan).astype(np.float32)
+
+
+def times_from_injection(scan: PetScan) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Frame bounds in seconds from the injection (kinetic models start at the injection).
+
+    PET-BIDS frame times are relative to ``TimeZero``; ``InjectionStart`` is the injection time
+    on the same clock (usually 0).
+
+    Raises
+    ------
+    InputError
+        When the first frame starts before the injection.
+    """
+    injection_s = scan.metadata.get("InjectionStart", 0)
+    if not isinstance(injection_s, (int, float)) or isinstance(injection_s, bool):
+        injection_s = 0.0
+    start_s = scan.timing.start_s - float(injection_s)
+    end_s = scan.timing.end_s - float(injection_s)
+    if start_s[0] < 0:
+        msg = (
+            f"{where(scan)}: the first frame of {scan.path.name} starts "
+            f"{-start_s[0]:g} s before the injection (InjectionStart={injection_s:g} s); "
+            "reference-tissue models need frames from the injection on. Check FrameTimesStart "
+            "and InjectionStart in the sidecar."
+        )
+        raise InputError(msg)
+    return start_s, end_s
