@@ -75,7 +75,7 @@ def fit_mrtm2(
         Frame weights (default duration-based).
     sampling : {"frame_average", "midpoint"}, default "frame_average"
         How the operational equation is compared with the frames.
-    chunk_voxels : int, default 16384
+    chunk_voxels : int, default 4096
         Voxels per vectorised block.
 
     Returns

@@ -139,7 +139,7 @@ def fit_srtm(
         Range of the log-spaced basis functions, 1/min (basis method).
     n_basis : int, default 100
         Number of basis functions (basis method).
-    chunk_voxels : int, default 16384
+    chunk_voxels : int, default 4096
         Voxels per vectorised block (basis method).
     return_fitted : bool, default True
         Return the model TACs in ``fitted``.
@@ -206,7 +206,7 @@ def fit_srtm2(
         Range of the log-spaced basis functions, 1/min (basis method).
     n_basis : int, default 100
         Number of basis functions (basis method).
-    chunk_voxels : int, default 16384
+    chunk_voxels : int, default 4096
         Voxels per vectorised block (basis method).
     return_fitted : bool, default True
         Return the model TACs in ``fitted``.
