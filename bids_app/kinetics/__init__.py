@@ -3,6 +3,7 @@
 Public API (frame times in seconds from the injection, rate constants per minute):
 
 * :func:`fit_srtm`, :func:`fit_srtm2` -- SRTM / SRTM2, NLS for a TAC, basis functions for voxels;
+* :func:`srtm2_k2a_range` -- the default SRTM2 basis range for a k2';
 * :func:`estimate_k2prime` -- k2' from a ROI fit or the median of voxelwise SRTM;
 * :func:`fit_mrtm2` -- MRTM2 linear cross-check;
 * :func:`srtm_model`, :func:`srtm2_model` -- forward models;
@@ -12,6 +13,7 @@ Public API (frame times in seconds from the injection, rate constants per minute
 
 from __future__ import annotations
 
+from bids_app.kinetics.basis import srtm2_k2a_range
 from bids_app.kinetics.k2prime import K2PrimeEstimate, estimate_k2prime
 from bids_app.kinetics.model import ReferenceTissueFit, srtm2_model, srtm_model
 from bids_app.kinetics.mrtm2 import fit_mrtm2
@@ -28,6 +30,7 @@ __all__ = [
     "fit_srtm",
     "fit_srtm2",
     "frame_weights",
+    "srtm2_k2a_range",
     "srtm2_model",
     "srtm_model",
 ]

@@ -53,7 +53,10 @@ from bids_app.kinetics.model import FloatArray, FrameGrid, exp_convolution
 
 logger = logging.getLogger(__name__)
 
+#: Default k2a range of SRTM basis fits, 1/min (and the floor of the SRTM2 default).
 DEFAULT_K2A_RANGE_PER_MIN: tuple[float, float] = (0.006, 0.6)
+#: The default SRTM2 upper k2a is at least this multiple of k2' (see :func:`srtm2_k2a_range`).
+K2A_MAX_PER_K2PRIME = 8.0
 DEFAULT_N_BASIS = 100
 DEFAULT_CHUNK_VOXELS = 4096
 
@@ -143,6 +146,30 @@ def basis_rates(k2a_range_per_min: tuple[float, float], n_basis: int) -> FloatAr
     if int(n_basis) != n_basis or n_basis < 2:
         raise ModelError(f"n_basis must be an integer >= 2; got {n_basis!r}")
     return np.geomspace(low, high, int(n_basis))
+
+
+def srtm2_k2a_range(k2prime: float) -> tuple[float, float]:
+    """Default k2a range of an SRTM2 basis fit for a given k2'.
+
+    In SRTM2 ``k2a = R1·k2'/(1 + BPnd)``, so a fixed upper bound caps R1: with the historical
+    0.6 /min and k2' = 0.15 /min, voxels with BPnd = 0 and R1 > 4 (vessels, the pituitary, the
+    carotid) sit on the last basis function and R1 is clipped. The upper bound is therefore
+    ``max(0.6, 8·k2')``: R1 up to ~7 at BPnd = 0 (and up to ~5.6 at BPnd = -0.2) stays inside
+    the range with a margin for the refinement. The lower bound stays at 0.006 /min (BPnd up to
+    ~25·R1 at k2' = 0.15 /min).
+
+    Parameters
+    ----------
+    k2prime : float
+        Reference efflux rate k2', 1/min (positive).
+
+    Returns
+    -------
+    (float, float)
+        (low, high) k2a, 1/min.
+    """
+    low, high = DEFAULT_K2A_RANGE_PER_MIN
+    return low, max(high, K2A_MAX_PER_K2PRIME * float(k2prime))
 
 
 def make_basis(grid: FrameGrid, ref: FloatArray, rates_per_min: FloatArray) -> BasisSet:

@@ -37,6 +37,7 @@ from bids_app.kinetics.basis import (
     make_basis,
     solve_srtm2_basis,
     solve_srtm_basis,
+    srtm2_k2a_range,
 )
 from bids_app.kinetics.model import (
     FloatArray,
@@ -180,7 +181,7 @@ def fit_srtm2(
     *,
     method: Method | None = None,
     sampling: Sampling = "frame_average",
-    k2a_range_per_min: tuple[float, float] = DEFAULT_K2A_RANGE_PER_MIN,
+    k2a_range_per_min: tuple[float, float] | None = None,
     n_basis: int = DEFAULT_N_BASIS,
     chunk_voxels: int = DEFAULT_CHUNK_VOXELS,
     return_fitted: bool = True,
@@ -203,8 +204,11 @@ def fit_srtm2(
         ``None`` picks NLS (parameters R1, BPnd) for 1-D and basis functions for 2-D.
     sampling : {"frame_average", "midpoint"}, default "frame_average"
         Compare the model with frame averages or with mid-time values.
-    k2a_range_per_min : (float, float), default (0.006, 0.6)
-        Range of the log-spaced basis functions, 1/min (basis method).
+    k2a_range_per_min : (float, float) or None, default None
+        Range of the log-spaced basis functions, 1/min (basis method). ``None`` scales it to
+        k2': ``(0.006, max(0.6, 8·k2'))`` (:func:`~bids_app.kinetics.srtm2_k2a_range`), so
+        that voxels with a high R1 and BPnd near 0 are not clipped; the range used is in
+        ``k2a_range_per_min`` of the result.
     n_basis : int, default 100
         Number of basis functions (basis method).
     chunk_voxels : int, default 4096
@@ -226,7 +230,8 @@ def fit_srtm2(
     k2p = check_k2prime(k2prime)
     prep = _prepare(frame_start, frame_end, ref_tac, tac, weights, method, sampling)
     if prep.method == "basis":
-        rates = basis_rates(k2a_range_per_min, n_basis)
+        k2a_range = srtm2_k2a_range(k2p) if k2a_range_per_min is None else k2a_range_per_min
+        rates = basis_rates(k2a_range, n_basis)
         basis = make_basis(prep.grid, prep.ref, rates)
         sol = solve_srtm2_basis(
             basis,
