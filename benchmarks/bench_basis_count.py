@@ -71,7 +71,7 @@ def _row(fit_bp: np.ndarray, fit_r1: np.ndarray, bp: np.ndarray, r1: np.ndarray)
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicates", type=int, default=4000, help="noisy TACs per cell")
+    parser.add_argument("--replicates", type=int, default=8000, help="noisy TACs per cell")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
