@@ -43,8 +43,9 @@ bases give the same BPnd and R1 RMSE (to 0.02 percentage points), but 50 bases l
 bias: striatal BPnd (3.0) +0.15 % at 2 % noise against +0.04 % with 100, and a noise-free error
 of up to 0.009 against 0.002 (periodic in log k2a, so it does not cancel between sessions
 whose k2a differ). 25 bases are worse (+0.5 %, RMSE 1.03 % against 0.80 % at 2 % noise).
-200 bases cut the remaining grid error 4x (no RMSE change) at 1.5x the time. The fit of 230,000 voxels takes
-~15 ms longer with 100 than with 50 bases (one core), which does not justify the bias.
+200 bases cut the remaining grid error 4x (no RMSE change) at 1.5x the time. The fit of
+230,000 voxels takes ~15 ms longer with 100 than with 50 bases (one core), which does not
+justify the bias.
 
 Voxels with non-finite values or an all-zero TAC get NaN parameters and ``status`` False;
 voxels whose best basis is the first or last one get ``at_bound`` True.
