@@ -213,7 +213,8 @@ def make_basis(grid: FrameGrid, ref: FloatArray, rates_per_min: FloatArray) -> B
 def _neighbour_index(n_basis: int) -> NDArray[np.intp]:
     """(n_basis, 3) indices of each basis and its neighbours, clipped at the edges."""
     idx = np.arange(n_basis)[:, None] + _NEIGHBOURS[None, :]
-    return np.clip(idx, 0, n_basis - 1)
+    clipped: NDArray[np.intp] = np.clip(idx, 0, n_basis - 1)
+    return clipped
 
 
 def _edge_mask(n_basis: int) -> NDArray[np.bool_]:
@@ -239,7 +240,7 @@ def _interp_poly(values: FloatArray) -> FloatArray:
     """
     n_basis = values.shape[0]
     nbr = values[_neighbour_index(n_basis)]  # (n_basis, 3, ...)
-    poly = np.einsum("pi,bi...->pb...", _LAGRANGE, nbr)
+    poly: FloatArray = np.einsum("pi,bi...->pb...", _LAGRANGE, nbr)
     poly[1:, _edge_mask(n_basis)] = 0.0
     return poly
 
@@ -263,7 +264,8 @@ def _quadratic_form_poly(gram: FloatArray) -> FloatArray:
     c0, c1, c2 = _LAGRANGE
 
     def form(a: FloatArray, b: FloatArray) -> FloatArray:
-        return np.einsum("i,bij,j->b", a, block, b)
+        value: FloatArray = np.einsum("i,bij,j->b", a, block, b)
+        return value
 
     poly = np.stack(
         [
@@ -359,7 +361,7 @@ def _eval_poly(poly: FloatArray, offset: FloatArray) -> FloatArray:
     offset : (m,) ndarray
         δ per voxel.
     """
-    out = poly[-1].copy()
+    out: FloatArray = poly[-1].copy()
     for coef in poly[-2::-1]:
         out *= offset
         out += coef
@@ -369,7 +371,8 @@ def _eval_poly(poly: FloatArray, offset: FloatArray) -> FloatArray:
 def _interp3(values: FloatArray, offset: FloatArray) -> FloatArray:
     """Quadratic interpolation of neighbour values (3, m) at offsets δ (m,)."""
     v_m, v_0, v_p = values
-    return v_0 + offset * (0.5 * (v_p - v_m) + offset * (0.5 * (v_m + v_p) - v_0))
+    value: FloatArray = v_0 + offset * (0.5 * (v_p - v_m) + offset * (0.5 * (v_m + v_p) - v_0))
+    return value
 
 
 def _fitted_chunk(
@@ -603,4 +606,5 @@ def _parabola_vertex(score: FloatArray) -> FloatArray:
     curvature = s_m - 2.0 * s_0 + s_p
     with np.errstate(invalid="ignore", divide="ignore"):
         offset = np.where(curvature < 0, 0.5 * (s_m - s_p) / curvature, 0.0)
-    return np.clip(np.nan_to_num(offset), -0.5, 0.5)
+    clipped: FloatArray = np.clip(np.nan_to_num(offset), -0.5, 0.5)
+    return clipped

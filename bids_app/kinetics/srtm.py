@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import least_squares
+from scipy.optimize import least_squares  # type: ignore[import-untyped, unused-ignore]
 
 from bids_app.errors import ModelError
 from bids_app.kinetics.basis import (
@@ -44,12 +44,14 @@ from bids_app.kinetics.model import (
     FrameGrid,
     ReferenceTissueFit,
     Sampling,
+    bool_or_array,
     build_grid,
     check_k2prime,
     check_reference,
     check_sampling,
     check_tac,
     exp_convolution,
+    float_or_array,
     make_timing,
 )
 from bids_app.kinetics.weights import resolve_weights
@@ -57,7 +59,8 @@ from bids_app.kinetics.weights import resolve_weights
 logger = logging.getLogger(__name__)
 
 Method = Literal["nls", "basis"]
-METHODS: tuple[str, ...] = ("nls", "basis")
+_METHOD_BY_NAME: dict[str, Method] = {"nls": "nls", "basis": "basis"}
+METHODS: tuple[str, ...] = tuple(_METHOD_BY_NAME)
 
 #: Bounds of the NLS parameters: R1 (unitless), k2 (1/min), BPnd (unitless).
 SRTM_BOUNDS: dict[str, tuple[float, float]] = {
@@ -97,10 +100,10 @@ def _prepare(
     w = resolve_weights(weights, timing)
     if method is None:
         method = "nls" if data.ndim == 1 else "basis"
-    if method not in METHODS:
+    if method not in _METHOD_BY_NAME:
         raise ModelError(f"method must be one of {METHODS} or None; got {method!r}")
     grid = build_grid(timing, check_sampling(sampling))
-    return _Prepared(grid, ref, data, w, method)  # type: ignore[arg-type]
+    return _Prepared(grid, ref, data, w, _METHOD_BY_NAME[method])
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,13 +255,6 @@ def _as_2d(tac: NDArray[np.floating]) -> NDArray[np.floating]:
     return tac[:, None] if tac.ndim == 1 else tac
 
 
-def _scalar_or_array(values: NDArray[np.generic], one_d: bool) -> float | bool | NDArray:  # type: ignore[type-arg]
-    if not one_d:
-        return values
-    item = values[0]
-    return bool(item) if values.dtype == bool else float(item)
-
-
 def _from_basis(
     model: str,
     sol: BasisSolution,
@@ -283,16 +279,16 @@ def _from_basis(
         model=model,
         method="basis",
         sampling=prep.grid.sampling,
-        bp_nd=_scalar_or_array(sol.bp_nd, one_d),  # type: ignore[arg-type]
-        r1=_scalar_or_array(sol.r1, one_d),  # type: ignore[arg-type]
-        k2=_scalar_or_array(sol.k2, one_d),  # type: ignore[arg-type]
-        k2a=_scalar_or_array(sol.k2a, one_d),  # type: ignore[arg-type]
-        k2prime=_scalar_or_array(k2p, one_d),  # type: ignore[arg-type]
-        status=_scalar_or_array(sol.status, one_d),  # type: ignore[arg-type]
-        at_bound=_scalar_or_array(sol.at_bound, one_d),  # type: ignore[arg-type]
+        bp_nd=float_or_array(sol.bp_nd, one_d),
+        r1=float_or_array(sol.r1, one_d),
+        k2=float_or_array(sol.k2, one_d),
+        k2a=float_or_array(sol.k2a, one_d),
+        k2prime=float_or_array(k2p, one_d),
+        status=bool_or_array(sol.status, one_d),
+        at_bound=bool_or_array(sol.at_bound, one_d),
         fitted=fitted,
         weights=prep.weights,
-        rss=_scalar_or_array(sol.rss, one_d),  # type: ignore[arg-type]
+        rss=float_or_array(sol.rss, one_d),
         k2a_range_per_min=(float(k2a_range[0]), float(k2a_range[1])),
         n_basis=n_basis,
     )
@@ -354,7 +350,8 @@ class SrtmCurves:
         """SRTM frame samples, shape (n_frames,), for R1, k2 (1/min) and BPnd (> -1)."""
         k2a = k2 / (1.0 + bp_nd)
         conv = exp_convolution(self.grid, self.ref_grid, np.array([k2a]))[0]
-        return r1 * self.ref_sampled + (k2 - r1 * k2a) * conv
+        model: FloatArray = r1 * self.ref_sampled + (k2 - r1 * k2a) * conv
+        return model
 
     def start_values(self, data: FloatArray, k2prime: float | None) -> FloatArray:
         """Starting values of NLS fits from one basis-function solve over a wide k2a range.
@@ -419,16 +416,16 @@ def _nls_over_columns(
         model="SRTM" if k2prime is None else "SRTM2",
         method="nls",
         sampling=prep.grid.sampling,
-        bp_nd=_scalar_or_array(bp, one_d),  # type: ignore[arg-type]
-        r1=_scalar_or_array(r1, one_d),  # type: ignore[arg-type]
-        k2=_scalar_or_array(k2, one_d),  # type: ignore[arg-type]
-        k2a=_scalar_or_array(k2a, one_d),  # type: ignore[arg-type]
-        k2prime=_scalar_or_array(k2p, one_d),  # type: ignore[arg-type]
-        status=_scalar_or_array(np.array([o.status for o in outcomes]), one_d),  # type: ignore[arg-type]
-        at_bound=_scalar_or_array(np.array([o.at_bound for o in outcomes]), one_d),  # type: ignore[arg-type]
+        bp_nd=float_or_array(bp, one_d),
+        r1=float_or_array(r1, one_d),
+        k2=float_or_array(k2, one_d),
+        k2a=float_or_array(k2a, one_d),
+        k2prime=float_or_array(k2p, one_d),
+        status=bool_or_array(np.array([o.status for o in outcomes]), one_d),
+        at_bound=bool_or_array(np.array([o.at_bound for o in outcomes]), one_d),
         fitted=fitted,
         weights=prep.weights,
-        rss=_scalar_or_array(np.array([o.rss for o in outcomes]), one_d),  # type: ignore[arg-type]
+        rss=float_or_array(np.array([o.rss for o in outcomes]), one_d),
         se=outcomes[0].se if one_d else None,
     )
 
