@@ -1,7 +1,7 @@
 """Estimation of the reference efflux rate k2' for SRTM2.
 
 k2' belongs to the reference tissue (one value per scan), so it is estimated once and then
-fixed in SRTM2 (Wu & Carson 2002, JCBFM 22:1440). Two estimators:
+fixed in SRTM2 (Wu & Carson 2002, JCBFM 22:1440). Two estimators per session:
 
 ``method="roi"``
     SRTM by nonlinear least squares on one high-binding ROI TAC (the pipeline passes the
@@ -12,6 +12,37 @@ fixed in SRTM2 (Wu & Carson 2002, JCBFM 22:1440). Two estimators:
     median unbiased where the mean is biased by 2-6 %. The spread is reported as the
     interquartile range, and the standard error of the median as
     ``1.253 · (IQR / 1.349) / sqrt(n)`` (normal approximation).
+
+One k2' per participant (:func:`estimate_participant_k2prime`)
+--------------------------------------------------------------
+Independent k2' errors in the two sessions of a participant move both sessions' R1 (a 10 %
+k2' error moves R1 by 2.5-5 % where BPnd is 2-3). A shared k2' removes that noise: the mean of
+the per-session estimates or a joint SRTM fit with one k2' (:func:`fit_srtm_shared_k2prime`).
+``benchmarks/bench_participant_k2prime.py`` compares them on pairs simulated with the app's
+generator (2TC targets with k4 = 0.25 /min and 4 % blood volume, a different plasma input
+per session, striatal BPnd -10 %, R1 unchanged; 200 pairs per row). Striatal SRTM2 R1 change
+(mean +- SD over participants, %; truth 0) and the paired t it reaches with 10 participants:
+
+===========================  ===================  ===================  ===================
+scenario (SD of k2' ratio)   per_session          mean                 joint
+===========================  ===================  ===================  ===================
+generator noise (1.1 %)      +0.22 +- 0.57 t 1.2  -0.93 +- 0.32 t -9   -0.93 +- 0.32 t -9
+noise x3 (2.9 %)             +0.31 +- 1.57 t 0.6  -0.96 +- 0.76 t -4   -0.96 +- 0.76 t -4
+noise x10 (8.8 %)            +0.78 +- 4.92 t 0.5  -0.83 +- 2.63 t -1   -0.84 +- 2.63 t -1
+5 % flow per session (5.7 %) +0.18 +- 0.67 t 0.9  -0.64 +- 2.83 t -0.7 -0.64 +- 2.82 t -0.7
+===========================  ===================  ===================  ===================
+
+The SD of k2' ratio is the scatter of the per-session estimates (session 2 / session 1 - 1).
+
+A shared k2' is not free. SRTM's k2' from a 2TC striatum depends on BPnd (-2 % for the -10 %
+BPnd change; from the slow k4, not the blood volume: -0.2 % with k4 = 1 /min), so forcing one
+k2' on both sessions turns it into a systematic striatal R1 decrease of ~0.9 % (a false
+positive at n = 10), and a shared k2' cannot follow a true between-session change (global
+flow). It has the smaller R1 variance, but its bias dominates until the per-session estimates
+scatter by ~9 %. ``per_session`` is therefore the default; ``mean`` is for noisy k2' estimates
+(per-session standard errors of 5 % or more, see ``K2PrimeEstimate.se``); ``joint`` gives the
+same values as ``mean`` (to 0.01 %) at the cost of a joint fit. BPnd change: -9.97 % per
+session against -10.12 % with a shared k2' (truth -10 %), same SD (0.23 %).
 """
 
 from __future__ import annotations
@@ -387,26 +418,24 @@ class ParticipantK2Prime:
 
 def estimate_participant_k2prime(
     sessions: Sequence[SessionTACs],
-    method: ParticipantK2PrimeMethod = "mean",
+    method: ParticipantK2PrimeMethod = "per_session",
     *,
     sampling: Sampling = "frame_average",
 ) -> ParticipantK2Prime:
-    """One k2' per participant from the ROI TACs of all sessions.
+    """The k2' of every session of a participant: per session, or one shared value.
 
-    k2' belongs to the reference tissue and the participant; estimating it separately in each
-    session adds independent noise to both sessions' R1 (a 10 % k2' error moves R1 by 2.5-5 %
-    where BPnd is 2-3), which appears as a spurious, striatum-shaped R1 change.
+    See the module docstring for the measurement behind the default: a shared k2' removes
+    independent k2' noise from the R1 change but adds a systematic one where BPnd changes.
 
     Parameters
     ----------
     sessions : sequence of SessionTACs
         One entry per session (>= 1), each with its own frame times, reference and ROI TACs.
-    method : {"joint", "mean", "per_session"}, default "mean"
-        ``"mean"``: the mean of the separate SRTM estimates of the sessions (the default,
-        chosen in ``benchmarks/bench_participant_k2prime.py``). ``"joint"``: a joint SRTM fit
-        with one shared k2' and separate R1, k2 and BPnd per session
-        (:func:`fit_srtm_shared_k2prime`). ``"per_session"``: each session keeps its own
-        estimate (the former behaviour).
+    method : {"per_session", "mean", "joint"}, default "per_session"
+        ``"per_session"``: each session keeps its own SRTM estimate. ``"mean"``: all sessions
+        use the mean of their separate estimates. ``"joint"``: all sessions use the k2' of a
+        joint SRTM fit with one shared k2' and separate R1, k2 and BPnd per session
+        (:func:`fit_srtm_shared_k2prime`).
     sampling : {"frame_average", "midpoint"}, default "frame_average"
         Model sampling of the SRTM fits.
 
