@@ -305,7 +305,7 @@ def _load_chunk(
     """
     data = np.asarray(tac[:, sl], dtype=np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
-        sumsq = np.einsum("f,fm,fm->m", weights, data, data)
+        sumsq: FloatArray = weights @ (data * data)
     valid = np.isfinite(sumsq) & (sumsq > 0)
     if not np.all(valid):
         data = np.where(valid[None, :], data, 0.0)
