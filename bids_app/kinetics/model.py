@@ -53,7 +53,8 @@ from bids_app.timing import FrameTiming
 logger = logging.getLogger(__name__)
 
 Sampling = Literal["frame_average", "midpoint"]
-SAMPLINGS: tuple[str, ...] = ("frame_average", "midpoint")
+_SAMPLING_BY_NAME: dict[str, Sampling] = {"frame_average": "frame_average", "midpoint": "midpoint"}
+SAMPLINGS: tuple[str, ...] = tuple(_SAMPLING_BY_NAME)
 FloatArray = NDArray[np.float64]
 _MERGE_TOL_MIN = 1e-9
 _SERIES_X_MAX = 0.5
@@ -143,6 +144,16 @@ class ReferenceTissueFit:
         return int(np.size(self.status) - np.count_nonzero(self.status))
 
 
+def float_or_array(values: FloatArray, one_d: bool) -> float | FloatArray:
+    """The single value as a ``float`` for a 1-D fit, else the array of n_voxels values."""
+    return float(values[0]) if one_d else values
+
+
+def bool_or_array(values: NDArray[np.bool_], one_d: bool) -> bool | NDArray[np.bool_]:
+    """The single flag as a ``bool`` for a 1-D fit, else the array of n_voxels flags."""
+    return bool(values[0]) if one_d else values
+
+
 # --------------------------------------------------------------------------------------------
 # Input checks (once, at the model boundary)
 # --------------------------------------------------------------------------------------------
@@ -225,10 +236,10 @@ def check_k2prime(k2prime: float) -> float:
 
 def check_sampling(sampling: str) -> Sampling:
     """Validate the ``sampling`` option."""
-    if sampling not in SAMPLINGS:
+    if sampling not in _SAMPLING_BY_NAME:
         msg = f"sampling must be one of {SAMPLINGS}; got {sampling!r}"
         raise ModelError(msg)
-    return sampling  # type: ignore[return-value]
+    return _SAMPLING_BY_NAME[sampling]
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,7 +303,10 @@ class FrameGrid:
         cum = np.concatenate(
             [np.zeros((*seg_integral.shape[:-1], 1)), np.cumsum(seg_integral, axis=-1)], axis=-1
         )
-        return (cum[..., self.end_idx] - cum[..., self.start_idx]) / self.timing.duration_min
+        averages: FloatArray = (cum[..., self.end_idx] - cum[..., self.start_idx]) / (
+            self.timing.duration_min
+        )
+        return averages
 
 
 def build_grid(timing: FrameTiming, sampling: Sampling) -> FrameGrid:
@@ -341,7 +355,8 @@ def build_grid(timing: FrameTiming, sampling: Sampling) -> FrameGrid:
 
 def _nearest(grid: FloatArray, x: FloatArray) -> NDArray[np.intp]:
     """Index of the grid point nearest to each x."""
-    return np.abs(grid[None, :] - x[:, None]).argmin(axis=1).astype(np.intp)
+    index: NDArray[np.intp] = np.abs(grid[None, :] - x[:, None]).argmin(axis=1).astype(np.intp)
+    return index
 
 
 def _hat_matrix(t: FloatArray, mid: FloatArray) -> FloatArray:
@@ -546,7 +561,8 @@ def srtm_model(
     if np.any(k2_a <= 0) or np.any(bp_a <= -1):
         raise ModelError("srtm_model needs k2 > 0 and bp_nd > -1 (so that k2a > 0)")
     curves = _srtm_curves(grid, ref, r1_a, k2_a, bp_a).T
-    return curves[:, 0] if scalar else curves
+    out: FloatArray = curves[:, 0] if scalar else curves
+    return out
 
 
 def srtm2_model(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from bids_app.errors import ModelError
 from bids_app.kinetics.basis import DEFAULT_CHUNK_VOXELS
@@ -31,11 +31,13 @@ from bids_app.kinetics.model import (
     FloatArray,
     ReferenceTissueFit,
     Sampling,
+    bool_or_array,
     build_grid,
     check_k2prime,
     check_reference,
     check_sampling,
     check_tac,
+    float_or_array,
     make_timing,
 )
 from bids_app.kinetics.weights import resolve_weights
@@ -75,7 +77,7 @@ def fit_mrtm2(
         Frame weights (default duration-based).
     sampling : {"frame_average", "midpoint"}, default "frame_average"
         How the operational equation is compared with the frames.
-    chunk_voxels : int, default 16384
+    chunk_voxels : int, default 4096
         Voxels per vectorised block.
 
     Returns
@@ -154,29 +156,24 @@ def _package(
     k2: FloatArray,
     k2a: FloatArray,
     k2prime: float,
-    status: np.ndarray,  # type: ignore[type-arg]
-    fitted: np.ndarray,  # type: ignore[type-arg]
+    status: NDArray[np.bool_],
+    fitted: NDArray[np.floating],
     weights: FloatArray,
     rss: FloatArray,
     sampling: str,
 ) -> ReferenceTissueFit:
-    def pick(v: np.ndarray) -> object:  # type: ignore[type-arg]
-        if not one_d:
-            return v
-        return bool(v[0]) if v.dtype == bool else float(v[0])
-
     return ReferenceTissueFit(
         model="MRTM2",
         method="linear",
         sampling=sampling,
-        bp_nd=pick(bp),  # type: ignore[arg-type]
-        r1=pick(r1),  # type: ignore[arg-type]
-        k2=pick(k2),  # type: ignore[arg-type]
-        k2a=pick(k2a),  # type: ignore[arg-type]
+        bp_nd=float_or_array(bp, one_d),
+        r1=float_or_array(r1, one_d),
+        k2=float_or_array(k2, one_d),
+        k2a=float_or_array(k2a, one_d),
         k2prime=k2prime if one_d else np.broadcast_to(np.float64(k2prime), r1.shape),
-        status=pick(status),  # type: ignore[arg-type]
+        status=bool_or_array(status, one_d),
         at_bound=False if one_d else np.zeros(r1.shape, dtype=bool),
         fitted=fitted[:, 0] if one_d else fitted,
         weights=weights,
-        rss=pick(rss),  # type: ignore[arg-type]
+        rss=float_or_array(rss, one_d),
     )

@@ -24,30 +24,34 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import least_squares
+from scipy.optimize import least_squares  # type: ignore[import-untyped, unused-ignore]
 
 from bids_app.errors import ModelError
 from bids_app.kinetics.basis import (
     DEFAULT_CHUNK_VOXELS,
     DEFAULT_K2A_RANGE_PER_MIN,
     DEFAULT_N_BASIS,
+    BasisSet,
     BasisSolution,
     basis_rates,
     make_basis,
     solve_srtm2_basis,
     solve_srtm_basis,
+    srtm2_k2a_range,
 )
 from bids_app.kinetics.model import (
     FloatArray,
     FrameGrid,
     ReferenceTissueFit,
     Sampling,
+    bool_or_array,
     build_grid,
     check_k2prime,
     check_reference,
     check_sampling,
     check_tac,
     exp_convolution,
+    float_or_array,
     make_timing,
 )
 from bids_app.kinetics.weights import resolve_weights
@@ -55,7 +59,8 @@ from bids_app.kinetics.weights import resolve_weights
 logger = logging.getLogger(__name__)
 
 Method = Literal["nls", "basis"]
-METHODS: tuple[str, ...] = ("nls", "basis")
+_METHOD_BY_NAME: dict[str, Method] = {"nls": "nls", "basis": "basis"}
+METHODS: tuple[str, ...] = tuple(_METHOD_BY_NAME)
 
 #: Bounds of the NLS parameters: R1 (unitless), k2 (1/min), BPnd (unitless).
 SRTM_BOUNDS: dict[str, tuple[float, float]] = {
@@ -95,10 +100,10 @@ def _prepare(
     w = resolve_weights(weights, timing)
     if method is None:
         method = "nls" if data.ndim == 1 else "basis"
-    if method not in METHODS:
+    if method not in _METHOD_BY_NAME:
         raise ModelError(f"method must be one of {METHODS} or None; got {method!r}")
     grid = build_grid(timing, check_sampling(sampling))
-    return _Prepared(grid, ref, data, w, method)  # type: ignore[arg-type]
+    return _Prepared(grid, ref, data, w, _METHOD_BY_NAME[method])
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,7 +144,7 @@ def fit_srtm(
         Range of the log-spaced basis functions, 1/min (basis method).
     n_basis : int, default 100
         Number of basis functions (basis method).
-    chunk_voxels : int, default 16384
+    chunk_voxels : int, default 4096
         Voxels per vectorised block (basis method).
     return_fitted : bool, default True
         Return the model TACs in ``fitted``.
@@ -179,7 +184,7 @@ def fit_srtm2(
     *,
     method: Method | None = None,
     sampling: Sampling = "frame_average",
-    k2a_range_per_min: tuple[float, float] = DEFAULT_K2A_RANGE_PER_MIN,
+    k2a_range_per_min: tuple[float, float] | None = None,
     n_basis: int = DEFAULT_N_BASIS,
     chunk_voxels: int = DEFAULT_CHUNK_VOXELS,
     return_fitted: bool = True,
@@ -202,11 +207,14 @@ def fit_srtm2(
         ``None`` picks NLS (parameters R1, BPnd) for 1-D and basis functions for 2-D.
     sampling : {"frame_average", "midpoint"}, default "frame_average"
         Compare the model with frame averages or with mid-time values.
-    k2a_range_per_min : (float, float), default (0.006, 0.6)
-        Range of the log-spaced basis functions, 1/min (basis method).
+    k2a_range_per_min : (float, float) or None, default None
+        Range of the log-spaced basis functions, 1/min (basis method). ``None`` scales it to
+        k2': ``(0.006, max(0.6, 8·k2'))`` (:func:`~bids_app.kinetics.srtm2_k2a_range`), so
+        that voxels with a high R1 and BPnd near 0 are not clipped; the range used is in
+        ``k2a_range_per_min`` of the result.
     n_basis : int, default 100
         Number of basis functions (basis method).
-    chunk_voxels : int, default 16384
+    chunk_voxels : int, default 4096
         Voxels per vectorised block (basis method).
     return_fitted : bool, default True
         Return the model TACs in ``fitted``.
@@ -225,7 +233,8 @@ def fit_srtm2(
     k2p = check_k2prime(k2prime)
     prep = _prepare(frame_start, frame_end, ref_tac, tac, weights, method, sampling)
     if prep.method == "basis":
-        rates = basis_rates(k2a_range_per_min, n_basis)
+        k2a_range = srtm2_k2a_range(k2p) if k2a_range_per_min is None else k2a_range_per_min
+        rates = basis_rates(k2a_range, n_basis)
         basis = make_basis(prep.grid, prep.ref, rates)
         sol = solve_srtm2_basis(
             basis,
@@ -244,13 +253,6 @@ def fit_srtm2(
 # --------------------------------------------------------------------------------------------
 def _as_2d(tac: NDArray[np.floating]) -> NDArray[np.floating]:
     return tac[:, None] if tac.ndim == 1 else tac
-
-
-def _scalar_or_array(values: NDArray[np.generic], one_d: bool) -> float | bool | NDArray:  # type: ignore[type-arg]
-    if not one_d:
-        return values
-    item = values[0]
-    return bool(item) if values.dtype == bool else float(item)
 
 
 def _from_basis(
@@ -277,16 +279,16 @@ def _from_basis(
         model=model,
         method="basis",
         sampling=prep.grid.sampling,
-        bp_nd=_scalar_or_array(sol.bp_nd, one_d),  # type: ignore[arg-type]
-        r1=_scalar_or_array(sol.r1, one_d),  # type: ignore[arg-type]
-        k2=_scalar_or_array(sol.k2, one_d),  # type: ignore[arg-type]
-        k2a=_scalar_or_array(sol.k2a, one_d),  # type: ignore[arg-type]
-        k2prime=_scalar_or_array(k2p, one_d),  # type: ignore[arg-type]
-        status=_scalar_or_array(sol.status, one_d),  # type: ignore[arg-type]
-        at_bound=_scalar_or_array(sol.at_bound, one_d),  # type: ignore[arg-type]
+        bp_nd=float_or_array(sol.bp_nd, one_d),
+        r1=float_or_array(sol.r1, one_d),
+        k2=float_or_array(sol.k2, one_d),
+        k2a=float_or_array(sol.k2a, one_d),
+        k2prime=float_or_array(k2p, one_d),
+        status=bool_or_array(sol.status, one_d),
+        at_bound=bool_or_array(sol.at_bound, one_d),
         fitted=fitted,
         weights=prep.weights,
-        rss=_scalar_or_array(sol.rss, one_d),  # type: ignore[arg-type]
+        rss=float_or_array(sol.rss, one_d),
         k2a_range_per_min=(float(k2a_range[0]), float(k2a_range[1])),
         n_basis=n_basis,
     )
@@ -307,13 +309,93 @@ class _NLSOutcome:
     se: dict[str, float] | None
 
 
+@dataclass(frozen=True)
+class SrtmCurves:
+    """SRTM model curves against one reference TAC and frame schedule, built once per fit.
+
+    Attributes
+    ----------
+    grid : FrameGrid
+        Breakpoint grid and sampling of the frame schedule.
+    ref_grid : (n_grid,) ndarray
+        The piecewise-linear reference TAC at the grid breakpoints.
+    ref_sampled : (n_frames,) ndarray
+        The reference TAC as compared with the frames.
+    weights : (n_frames,) ndarray
+        Frame weights (mean 1).
+    """
+
+    grid: FrameGrid
+    ref_grid: FloatArray
+    ref_sampled: FloatArray
+    weights: FloatArray
+
+    @classmethod
+    def build(cls, grid: FrameGrid, ref: FloatArray, weights: FloatArray) -> SrtmCurves:
+        """Interpolate the reference TAC once.
+
+        Parameters
+        ----------
+        grid : FrameGrid
+            Frame schedule and sampling.
+        ref : (n_frames,) ndarray
+            Reference TAC (frame values).
+        weights : (n_frames,) ndarray
+            Frame weights.
+        """
+        ref_grid = grid.interp @ ref
+        return cls(grid, ref_grid, grid.sample @ ref_grid, weights)
+
+    def curve(self, r1: float, k2: float, bp_nd: float) -> FloatArray:
+        """SRTM frame samples, shape (n_frames,), for R1, k2 (1/min) and BPnd (> -1)."""
+        k2a = k2 / (1.0 + bp_nd)
+        conv = exp_convolution(self.grid, self.ref_grid, np.array([k2a]))[0]
+        model: FloatArray = r1 * self.ref_sampled + (k2 - r1 * k2a) * conv
+        return model
+
+    def start_values(self, data: FloatArray, k2prime: float | None) -> FloatArray:
+        """Starting values of NLS fits from one basis-function solve over a wide k2a range.
+
+        Parameters
+        ----------
+        data : (n_frames, n) ndarray
+            TACs (finite).
+        k2prime : float or None
+            Fixed k2' (SRTM2), or None (SRTM).
+
+        Returns
+        -------
+        (n, 3) or (n, 2) ndarray
+            (R1, k2, BPnd) for SRTM or (R1, BPnd) for SRTM2; a generic start where the
+            basis fit fails.
+        """
+        rates = basis_rates(NLS_START_K2A_RANGE_PER_MIN, _NLS_START_N_BASIS)
+        basis = BasisSet(
+            rates_per_min=rates,
+            ref_sampled=self.ref_sampled,
+            conv=exp_convolution(self.grid, self.ref_grid, rates),
+        )
+        if k2prime is None:
+            sol = solve_srtm_basis(basis, data, self.weights, return_fitted=False)
+            start = np.stack([sol.r1, sol.k2, sol.bp_nd], axis=1)
+            return np.where(sol.status[:, None], start, np.array([1.0, 0.1, 1.5]))
+        sol = solve_srtm2_basis(basis, data, self.weights, k2prime, return_fitted=False)
+        start = np.stack([sol.r1, sol.bp_nd], axis=1)
+        return np.where(sol.status[:, None], start, np.array([1.0, 1.5]))
+
+
 def _nls_over_columns(
     prep: _Prepared, k2prime: float | None, return_fitted: bool
 ) -> ReferenceTissueFit:
     """Run the 1-D NLS fit on each column (a single one for a 1-D TAC)."""
-    data = _as_2d(prep.tac)
+    data = np.asarray(_as_2d(prep.tac), dtype=np.float64)
+    curves = SrtmCurves.build(prep.grid, prep.ref, prep.weights)
+    usable = np.all(np.isfinite(data), axis=0) & np.any(data != 0, axis=0)
+    starts = curves.start_values(np.where(usable[None, :], data, 0.0), k2prime)
     outcomes = [
-        _nls_one(prep, np.asarray(data[:, j], dtype=np.float64), k2prime)
+        _nls_one(curves, data[:, j], starts[j], k2prime)
+        if usable[j]
+        else _skipped_outcome(data.shape[0])
         for j in range(data.shape[1])
     ]
     one_d = prep.tac.ndim == 1
@@ -334,16 +416,16 @@ def _nls_over_columns(
         model="SRTM" if k2prime is None else "SRTM2",
         method="nls",
         sampling=prep.grid.sampling,
-        bp_nd=_scalar_or_array(bp, one_d),  # type: ignore[arg-type]
-        r1=_scalar_or_array(r1, one_d),  # type: ignore[arg-type]
-        k2=_scalar_or_array(k2, one_d),  # type: ignore[arg-type]
-        k2a=_scalar_or_array(k2a, one_d),  # type: ignore[arg-type]
-        k2prime=_scalar_or_array(k2p, one_d),  # type: ignore[arg-type]
-        status=_scalar_or_array(np.array([o.status for o in outcomes]), one_d),  # type: ignore[arg-type]
-        at_bound=_scalar_or_array(np.array([o.at_bound for o in outcomes]), one_d),  # type: ignore[arg-type]
+        bp_nd=float_or_array(bp, one_d),
+        r1=float_or_array(r1, one_d),
+        k2=float_or_array(k2, one_d),
+        k2a=float_or_array(k2a, one_d),
+        k2prime=float_or_array(k2p, one_d),
+        status=bool_or_array(np.array([o.status for o in outcomes]), one_d),
+        at_bound=bool_or_array(np.array([o.at_bound for o in outcomes]), one_d),
         fitted=fitted,
         weights=prep.weights,
-        rss=_scalar_or_array(np.array([o.rss for o in outcomes]), one_d),  # type: ignore[arg-type]
+        rss=float_or_array(np.array([o.rss for o in outcomes]), one_d),
         se=outcomes[0].se if one_d else None,
     )
 
@@ -353,23 +435,16 @@ def _failed_outcome(n_frames: int) -> _NLSOutcome:
     return _NLSOutcome(nan, nan, nan, nan, False, False, np.full(n_frames, nan), None)
 
 
-def _nls_one(prep: _Prepared, y: FloatArray, k2prime: float | None) -> _NLSOutcome:
-    """Bounded NLS of SRTM (k2prime None) or SRTM2 on one TAC."""
-    n_frames = y.size
-    if not np.all(np.isfinite(y)) or not np.any(y != 0):
-        logger.warning("NLS fit skipped: the TAC is all zero or has NaN/Inf values")
-        return _failed_outcome(n_frames)
-    grid = prep.grid
-    ref_grid = grid.interp @ prep.ref
-    ref_sampled = grid.sample @ ref_grid
-    sqrt_w = np.sqrt(prep.weights)
+def _skipped_outcome(n_frames: int) -> _NLSOutcome:
+    logger.warning("NLS fit skipped: the TAC is all zero or has NaN/Inf values")
+    return _failed_outcome(n_frames)
 
-    def srtm_curve(r1: float, k2: float, bp: float) -> FloatArray:
-        k2a = k2 / (1.0 + bp)
-        conv = exp_convolution(grid, ref_grid, np.array([k2a]))[0]
-        return r1 * ref_sampled + (k2 - r1 * k2a) * conv
 
-    x0 = _nls_start(prep, y, k2prime)
+def _nls_one(
+    curves: SrtmCurves, y: FloatArray, x0: FloatArray, k2prime: float | None
+) -> _NLSOutcome:
+    """Bounded NLS of SRTM (k2prime None) or SRTM2 on one finite, non-zero TAC."""
+    sqrt_w = np.sqrt(curves.weights)
     names = ["R1", "BPND"] if k2prime is not None else ["R1", "k2", "BPND"]
     lower = np.array([SRTM_BOUNDS[n][0] for n in names])
     upper = np.array([SRTM_BOUNDS[n][1] for n in names])
@@ -382,7 +457,7 @@ def _nls_one(prep: _Prepared, y: FloatArray, k2prime: float | None) -> _NLSOutco
         return float(x[0]), float(x[0]) * k2prime, float(x[1])
 
     def residuals(x: FloatArray) -> FloatArray:
-        return sqrt_w * (srtm_curve(*params(x)) - y)
+        return sqrt_w * (curves.curve(*params(x)) - y)
 
     res = least_squares(
         residuals,
@@ -404,26 +479,10 @@ def _nls_one(prep: _Prepared, y: FloatArray, k2prime: float | None) -> _NLSOutco
     ok = bool(res.status > 0 and np.all(np.isfinite(res.x)) and r1 > 0 and k2 > 0 and bp > -1)
     if not ok:
         logger.warning("NLS fit did not give a valid solution: %s", res.message)
-        return _failed_outcome(n_frames)
-    se = _nls_standard_errors(res.jac, 2.0 * res.cost, prep.weights, names, res.x, k2prime)
-    fitted = srtm_curve(r1, k2, bp)
+        return _failed_outcome(y.size)
+    se = _nls_standard_errors(res.jac, 2.0 * res.cost, curves.weights, names, res.x, k2prime)
+    fitted = curves.curve(r1, k2, bp)
     return _NLSOutcome(r1, k2, bp, float(2.0 * res.cost), ok, at_bound, fitted, se)
-
-
-def _nls_start(prep: _Prepared, y: FloatArray, k2prime: float | None) -> FloatArray:
-    """Starting values from a basis-function fit over a wide k2a range."""
-    rates = basis_rates(NLS_START_K2A_RANGE_PER_MIN, _NLS_START_N_BASIS)
-    basis = make_basis(prep.grid, prep.ref, rates)
-    data = y[:, None]
-    if k2prime is None:
-        sol = solve_srtm_basis(basis, data, prep.weights, return_fitted=False)
-        if sol.status[0]:
-            return np.array([sol.r1[0], sol.k2[0], sol.bp_nd[0]])
-        return np.array([1.0, 0.1, 1.5])
-    sol = solve_srtm2_basis(basis, data, prep.weights, k2prime, return_fitted=False)
-    if sol.status[0]:
-        return np.array([sol.r1[0], sol.bp_nd[0]])
-    return np.array([1.0, 1.5])
 
 
 def _nls_standard_errors(

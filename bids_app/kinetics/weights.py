@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 WeightScheme = Literal["duration", "uniform", "duration_decay"]
 WEIGHT_SCHEMES: tuple[str, ...] = ("duration", "uniform", "duration_decay")
+#: Schemes that need no extra argument, accepted by name in ``weights=`` of the fits.
+_NAMED_SCHEMES: dict[str, WeightScheme] = {"duration": "duration", "uniform": "uniform"}
 
 
 def frame_weights(
@@ -84,7 +86,8 @@ def frame_weights(
     else:
         msg = f"weights scheme must be one of {WEIGHT_SCHEMES}; got {scheme!r}"
         raise ModelError(msg)
-    return raw / raw.mean()
+    normalised: NDArray[np.float64] = raw / raw.mean()
+    return normalised
 
 
 def resolve_weights(
@@ -115,14 +118,14 @@ def resolve_weights(
     if weights is None:
         return frame_weights(timing, "duration")
     if isinstance(weights, str):
-        if weights not in ("duration", "uniform"):
+        if weights not in _NAMED_SCHEMES:
             msg = (
                 "weights must be None, 'duration', 'uniform' or an array of n_frames values; "
                 f"got {weights!r} (for 'duration_decay' pass frame_weights(timing, "
                 "'duration_decay', half_life_min) as an array)"
             )
             raise ModelError(msg)
-        return frame_weights(timing, weights)  # type: ignore[arg-type]
+        return frame_weights(timing, _NAMED_SCHEMES[weights])
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 1 or w.size != timing.n_frames:
         msg = f"weights must have one value per frame ({timing.n_frames}); got shape {w.shape}"
@@ -136,7 +139,8 @@ def resolve_weights(
     if np.count_nonzero(w) < 2:
         msg = f"at least two frames need a positive weight; got {np.count_nonzero(w)}"
         raise ModelError(msg)
-    return w / w.mean()
+    normalised: NDArray[np.float64] = w / w.mean()
+    return normalised
 
 
 def _first(mask: NDArray[np.bool_]) -> int:

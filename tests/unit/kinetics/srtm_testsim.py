@@ -44,10 +44,16 @@ def _conv_texp(a: float, k: float, t: FloatArray) -> FloatArray:
     return (t / d - 1.0 / d**2) * np.exp(-a * t) + np.exp(-k * t) / d**2
 
 
-def tissue_curve(k1: float, k2: float, t: FloatArray) -> FloatArray:
-    """One-tissue response K1 · Cp ⊗ exp(-k2 t) to the Feng input at times t (min)."""
-    a1, a2, a3 = _A
-    l1, l2, l3 = _LAMBDA
+def tissue_curve(
+    k1: float,
+    k2: float,
+    t: FloatArray,
+    amplitudes: tuple[float, float, float] = _A,
+    rates: tuple[float, float, float] = _LAMBDA,
+) -> FloatArray:
+    """One-tissue response K1 · Cp ⊗ exp(-k2 t) to a Feng input at times t (min)."""
+    a1, a2, a3 = amplitudes
+    l1, l2, l3 = rates
     out = a1 * _conv_texp(l1, k2, t) - (a2 + a3) * _conv_exp(l1, k2, t)
     out += a2 * _conv_exp(l2, k2, t) + a3 * _conv_exp(l3, k2, t)
     return k1 * out
@@ -92,8 +98,13 @@ def simulate(
     first_start_s: float = 0.0,
     sampling: str = "frame_average",
     k2prime: float = K2_REF,
+    input_amplitudes: tuple[float, float, float] = _A,
+    input_rates: tuple[float, float, float] = _LAMBDA,
 ) -> Simulated:
-    """Simulate reference and target TACs (frame averages or mid-time samples)."""
+    """Simulate reference and target TACs (frame averages or mid-time samples).
+
+    ``input_amplitudes`` and ``input_rates`` change the Feng plasma input (another session).
+    """
     start_s = first_start_s + np.concatenate([[0.0], np.cumsum(durations_s)[:-1]])
     end_s = start_s + durations_s
     start, end = start_s / 60.0, end_s / 60.0
@@ -106,11 +117,12 @@ def simulate(
             return curve(0.5 * (start + end))
         return frame_average(curve, start, end)
 
-    ref = sample(lambda t: tissue_curve(K1_REF, k2prime, t))
+    feng = {"amplitudes": input_amplitudes, "rates": input_rates}
+    ref = sample(lambda t: tissue_curve(K1_REF, k2prime, t, **feng))
     cols = []
     for b, r in zip(bp, r1a, strict=True):
         k2a = r * k2prime / (1.0 + b)
-        cols.append(sample(lambda t, r=r, k2a=k2a: tissue_curve(r * K1_REF, k2a, t)))
+        cols.append(sample(lambda t, r=r, k2a=k2a: tissue_curve(r * K1_REF, k2a, t, **feng)))
     target = np.stack(cols, axis=1)
     if np.ndim(bp_nd) == 0 and np.ndim(r1) == 0:
         target = target[:, 0]

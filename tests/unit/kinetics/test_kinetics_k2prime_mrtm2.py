@@ -1,4 +1,4 @@
-"""k2' estimation (ROI / voxel median), MRTM2 and frame weights."""
+"""k2' estimation (ROI / voxel median / per participant), MRTM2 and frame weights."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from srtm_testsim import Simulated, simulate
 from bids_app.errors import ModelError
 from bids_app.kinetics import (
     FrameTiming,
+    SessionTACs,
     estimate_k2prime,
+    estimate_participant_k2prime,
     fit_mrtm2,
     fit_srtm2,
+    fit_srtm_shared_k2prime,
     frame_weights,
 )
 from bids_app.kinetics.weights import resolve_weights
@@ -156,3 +159,119 @@ def test_frame_weights_errors() -> None:
         resolve_weights([np.nan, 1.0], timing)
     np.testing.assert_allclose(resolve_weights(None, timing), [1.0, 1.0])
     np.testing.assert_allclose(resolve_weights([1.0, 3.0], timing), [0.5, 1.5])
+
+
+# ------------------------------------------------------------------- one k2' per participant
+#: A second session's plasma input: a sharper, larger bolus and faster clearance.
+OTHER_INPUT = {"input_amplitudes": (1200.0, 15.0, 30.0), "input_rates": (5.0, 0.2, 0.02)}
+#: A second session's schedule: 24 frames over 70 min.
+OTHER_DURATIONS_S = np.array([20.0] * 6 + [60.0] * 6 + [300.0] * 6 + [400.0] * 6)
+
+
+def _session(sim: Simulated, label: str, roi: np.ndarray | None = None) -> SessionTACs:
+    tac = sim.target if roi is None else roi
+    return SessionTACs(sim.frame_start_s, sim.frame_end_s, sim.ref, tac, label=label)
+
+
+def _pair() -> tuple[Simulated, Simulated]:
+    base = simulate(3.0, 1.1)
+    challenge = simulate(2.7, 1.1, OTHER_DURATIONS_S, **OTHER_INPUT)  # type: ignore[arg-type]
+    return base, challenge
+
+
+def test_joint_fit_recovers_shared_k2prime_and_session_parameters() -> None:
+    base, challenge = _pair()
+    assert not np.allclose(base.ref[:5], challenge.ref[:5], rtol=0.1)  # different references
+    fit = fit_srtm_shared_k2prime([_session(base, "ses-a"), _session(challenge, "ses-b")])
+    assert fit.status
+    assert not fit.at_bound
+    assert fit.k2prime == pytest.approx(base.k2prime, rel=1e-3)
+    np.testing.assert_allclose(fit.r1, [1.1, 1.1], rtol=1e-3)
+    np.testing.assert_allclose(fit.bp_nd, [3.0, 2.7], rtol=1e-3)
+    np.testing.assert_allclose(fit.k2, np.array(fit.r1) * fit.k2prime, rtol=1e-12)
+    assert len(fit.fitted) == 2
+    np.testing.assert_allclose(fit.fitted[1], challenge.target, rtol=2e-3)
+
+
+def test_joint_fit_with_noise_weights_each_session_by_its_noise(
+    rng: np.random.Generator,
+) -> None:
+    base, challenge = _pair()
+    noisy = []
+    for sim, level in ((base, 0.01), (challenge, 0.03)):
+        durations_min = (sim.frame_end_s - sim.frame_start_s) / 60.0
+        sd = level * sim.target.max() / np.sqrt(durations_min)
+        noisy.append(sim.target + sd * rng.standard_normal(sim.target.shape))
+    sessions = [_session(base, "ses-a", noisy[0]), _session(challenge, "ses-b", noisy[1])]
+    fit = fit_srtm_shared_k2prime(sessions)
+    assert fit.status
+    assert fit.noise_sd[1] > 2 * fit.noise_sd[0]
+    assert 0 < fit.k2prime_se < 0.1 * fit.k2prime
+    assert abs(fit.k2prime - base.k2prime) < 4 * fit.k2prime_se + 1e-3
+    np.testing.assert_allclose(fit.bp_nd, [3.0, 2.7], rtol=0.05)
+
+
+@pytest.mark.parametrize("method", ["joint", "mean", "per_session"])
+def test_identical_sessions_give_the_per_session_value(
+    sim_striatum: Simulated, rng: np.random.Generator, method: str
+) -> None:
+    s = sim_striatum
+    noisy = s.target + 0.01 * s.target.max() * rng.standard_normal(s.target.shape)
+    single = estimate_k2prime(s.frame_start_s, s.frame_end_s, s.ref, noisy)
+    session = _session(s, "ses-a", noisy)
+    est = estimate_participant_k2prime([session, session], method)  # type: ignore[arg-type]
+    assert est.status
+    assert est.method == method
+    np.testing.assert_allclose(est.k2prime, [single.k2prime] * 2, rtol=1e-6)
+    np.testing.assert_allclose([e.k2prime for e in est.per_session], single.k2prime, rtol=1e-6)
+
+
+def test_mean_and_per_session_values() -> None:
+    base, challenge = _pair()
+    sessions = [_session(base, "ses-a"), _session(challenge, "ses-b")]
+    per = estimate_participant_k2prime(sessions, "per_session")
+    mean = estimate_participant_k2prime(sessions, "mean")
+    joint = estimate_participant_k2prime(sessions, "joint")
+    own = [e.k2prime for e in per.per_session]
+    assert per.k2prime == tuple(own)
+    assert mean.k2prime == (pytest.approx(np.mean(own)),) * 2
+    assert joint.joint is not None
+    assert joint.k2prime == (joint.joint.k2prime,) * 2
+    sidecar = joint.as_dict(1)
+    assert sidecar["k2prime_method"] == "participant_joint"
+    assert sidecar["k2prime_per_session"] == own
+    assert sidecar["k2prime_note"] == ""
+
+
+def test_failed_session_is_left_out_of_the_mean() -> None:
+    base, challenge = _pair()
+    zero = np.zeros_like(challenge.target)
+    sessions = [_session(base, "ses-a"), _session(challenge, "ses-b", zero)]
+    est = estimate_participant_k2prime(sessions, "joint")
+    assert est.status
+    assert est.method == "mean"
+    assert est.requested_method == "joint"
+    assert est.joint is not None
+    assert not est.joint.status
+    assert est.k2prime == (est.per_session[0].k2prime,) * 2
+    assert "joint SRTM fit failed" in est.note
+    assert "ses-b" in est.note
+    per = estimate_participant_k2prime(sessions, "per_session")
+    assert not per.status
+    assert np.isnan(per.k2prime[1])
+    none = estimate_participant_k2prime([sessions[1], sessions[1]], "mean")
+    assert not none.status
+    assert np.isnan(none.k2prime).all()
+
+
+def test_participant_k2prime_input_errors(sim_striatum: Simulated) -> None:
+    s = sim_striatum
+    with pytest.raises(ModelError, match="at least one session"):
+        estimate_participant_k2prime([])
+    with pytest.raises(ModelError, match="participant k2' method must be one of"):
+        estimate_participant_k2prime([_session(s, "a")], "median")  # type: ignore[arg-type]
+    short = SessionTACs(s.frame_start_s, s.frame_end_s, s.ref[:-1], s.target, label="ses-b")
+    with pytest.raises(ModelError, match="ses-b: ref_tac must have one value per frame"):
+        fit_srtm_shared_k2prime([_session(s, "ses-a"), short])
+    with pytest.raises(ModelError, match="ses-c: roi_tac must be a 1-D ROI TAC"):
+        SessionTACs(s.frame_start_s, s.frame_end_s, s.ref, np.ones((s.ref.size, 2)), label="ses-c")

@@ -7,7 +7,7 @@ import pytest
 from srtm_testsim import Simulated, simulate
 
 from bids_app.errors import ModelError
-from bids_app.kinetics import ReferenceTissueFit, fit_srtm, fit_srtm2
+from bids_app.kinetics import ReferenceTissueFit, fit_srtm, fit_srtm2, srtm2_k2a_range
 
 BP = np.array([0.2, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 0.8])
 R1 = np.array([0.7, 0.9, 1.0, 1.1, 1.2, 1.4, 1.0, 1.3])
@@ -293,3 +293,42 @@ def test_bad_weights_and_options(sim_striatum: Simulated) -> None:
         fit_srtm2(start, end, ref, tac, 0.15, method="basis", k2a_range_per_min=(0.6, 0.006))
     with pytest.raises(ModelError, match="n_basis must be an integer >= 2"):
         fit_srtm2(start, end, ref, tac, 0.15, method="basis", n_basis=1)
+
+
+# ------------------------------------------------------------------ k2'-scaled basis range
+def test_default_srtm2_range_scales_with_k2prime() -> None:
+    assert srtm2_k2a_range(0.05) == (0.006, 0.6)
+    assert srtm2_k2a_range(0.15) == pytest.approx((0.006, 1.2))
+    assert srtm2_k2a_range(0.3) == pytest.approx((0.006, 2.4))
+
+
+def test_high_r1_voxels_are_not_clipped() -> None:
+    """R1 = 4 at BPnd = 0 has k2a = 0.6 /min: the old fixed range put it on its last basis."""
+    sim = simulate(np.array([0.0, 0.0, 3.0]), np.array([4.0, 6.0, 1.0]))
+    args = (sim.frame_start_s, sim.frame_end_s, sim.ref, sim.target, sim.k2prime)
+    fit = fit_srtm2(*args)
+    assert fit.k2a_range_per_min == pytest.approx((0.006, 8 * sim.k2prime))
+    assert not np.any(fit.at_bound)
+    np.testing.assert_allclose(fit.r1, sim.r1, rtol=0.02)
+    np.testing.assert_allclose(fit.bp_nd, sim.bp_nd, atol=0.02)
+    fixed = fit_srtm2(*args, k2a_range_per_min=(0.006, 0.6))
+    np.testing.assert_array_equal(fixed.at_bound, [True, True, False])
+    assert fixed.r1[1] < 0.7 * sim.r1[1]  # type: ignore[index]
+    # a striatum-like voxel (R1 = 1, BPnd = 3) is unchanged by the wider range
+    assert fit.bp_nd[2] == pytest.approx(fixed.bp_nd[2], rel=2e-3)  # type: ignore[index]
+    assert fit.r1[2] == pytest.approx(fixed.r1[2], rel=2e-3)  # type: ignore[index]
+    assert fit.bp_nd[2] == pytest.approx(3.0, rel=2e-3)  # type: ignore[index]
+
+
+def test_noisy_high_r1_voxels_stay_inside_the_default_range(rng: np.random.Generator) -> None:
+    n = 100
+    sim = simulate(np.zeros(n), np.full(n, 4.0))
+    durations_min = (sim.frame_end_s - sim.frame_start_s) / 60.0
+    noise = 0.04 * sim.target.max() / np.sqrt(durations_min)[:, None]
+    noisy = sim.target + noise * rng.standard_normal(sim.target.shape)
+    args = (sim.frame_start_s, sim.frame_end_s, sim.ref, noisy, sim.k2prime)
+    fit = fit_srtm2(*args)
+    fixed = fit_srtm2(*args, k2a_range_per_min=(0.006, 0.6))
+    assert np.count_nonzero(fit.at_bound) == 0
+    assert np.count_nonzero(fixed.at_bound) > n // 2
+    assert np.median(np.asarray(fit.r1)) == pytest.approx(4.0, rel=0.02)
