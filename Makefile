@@ -32,6 +32,8 @@ example-small: setup
 lint: setup
 	$(BIN)/ruff check bids_app tests benchmarks examples
 	$(BIN)/ruff format --check bids_app tests benchmarks examples
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python benchmarks/bench_kinetics.py

@@ -19,6 +19,7 @@ PARTICIPANT_OPTIONS: tuple[str, ...] = (
     "challenge_session",
     "pet_normalisation",
     "k2prime_method",
+    "k2prime_pooling",
     "weights",
     "n_basis",
     "k2a_range_per_min",
@@ -54,9 +55,10 @@ class Config:
     skip_bids_validation: bool = False
     pet_normalisation: Literal["affine", "syn"] = "affine"
     k2prime_method: Literal["roi", "voxel_median"] = "roi"
+    k2prime_pooling: Literal["per_session", "mean", "joint"] = "per_session"
     weights: Literal["duration", "uniform"] = "duration"
     n_basis: int = 100
-    k2a_range_per_min: tuple[float, float] = (0.006, 0.6)
+    k2a_range_per_min: tuple[float, float] | None = None
     atlas_labels: Path | None = None
     atlas_tsv: Path | None = None
     smoothing_fwhm_mm: float = 5.0
@@ -87,7 +89,9 @@ class Config:
         """
         work_dir = ns.work_dir or default_work_dir(ns.output_dir)
         verbosity = -1 if ns.quiet else ns.verbose
-        lo, hi = ns.k2a_range
+        k2a_range = (
+            None if ns.k2a_range is None else (float(ns.k2a_range[0]), float(ns.k2a_range[1]))
+        )
         return cls(
             bids_dir=ns.bids_dir,
             output_dir=ns.output_dir,
@@ -101,9 +105,10 @@ class Config:
             skip_bids_validation=ns.skip_bids_validation,
             pet_normalisation=ns.pet_normalisation,
             k2prime_method=ns.k2prime_method,
+            k2prime_pooling=ns.k2prime_pooling,
             weights=ns.weights,
             n_basis=ns.n_basis,
-            k2a_range_per_min=(float(lo), float(hi)),
+            k2a_range_per_min=k2a_range,
             atlas_labels=ns.atlas_labels,
             atlas_tsv=ns.atlas_tsv,
             smoothing_fwhm_mm=ns.smoothing_fwhm,

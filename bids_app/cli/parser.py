@@ -208,6 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
         "or the median k2' of voxelwise SRTM over voxels with BPND > 0",
     )
     model.add_argument(
+        "--k2prime-pooling",
+        choices=["per_session", "mean", "joint"],
+        default="per_session",
+        help="fix each session's own k2' ('per_session', default), the mean of the two "
+        "sessions' ('mean'), or the k2' of one SRTM fit of both sessions' striatal TACs "
+        "('joint', with --k2prime-method roi). Measured on simulated pairs: pooling removes "
+        "independent k2' noise from the R1 change but turns the k2' shift that a BPND change "
+        "causes into a spurious striatal R1 decrease, so per_session is the default",
+    )
+    model.add_argument(
         "--weights",
         choices=["duration", "uniform"],
         default="duration",
@@ -223,9 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--k2a-range",
         nargs=2,
         type=_positive_float,
-        default=[0.006, 0.6],
+        default=None,
         metavar=("MIN", "MAX"),
-        help="range of the apparent efflux rate k2a in 1/min (default 0.006 0.6)",
+        help="range of the apparent efflux rate k2a in 1/min (default 0.006 to max(0.6, "
+        "8 k2'), so that high-R1 voxels such as vessels and the pituitary are not clipped)",
     )
     model.add_argument(
         "--atlas-labels",

@@ -39,8 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--atlas-labels needs --atlas-tsv (the table naming each label)")
     if ns.atlas_tsv is not None and ns.atlas_labels is None:
         parser.error("--atlas-tsv needs --atlas-labels (the label image it describes)")
-    if ns.k2a_range[0] >= ns.k2a_range[1]:
+    if ns.k2a_range is not None and ns.k2a_range[0] >= ns.k2a_range[1]:
         parser.error(f"--k2a-range MIN must be below MAX; got {ns.k2a_range[0]} {ns.k2a_range[1]}")
+    if ns.k2prime_pooling == "joint" and ns.k2prime_method != "roi":
+        parser.error("--k2prime-pooling joint fits the striatal TACs: use --k2prime-method roi")
     config = Config.from_namespace(ns, command_line=("bids_app", *args))
     setup_logging(config.verbosity)
     try:

@@ -54,6 +54,8 @@ class FitDescription:
         The fixed k2', 1/min.
     k2prime_method : str
         How k2' was obtained.
+    k2prime_session_estimate_per_min : float
+        The session's own k2' estimate, 1/min (differs from the fixed value when pooled).
     n_basis : int
         Number of basis functions.
     k2a_range_per_min : (float, float)
@@ -67,6 +69,7 @@ class FitDescription:
     atlas: str
     k2prime_per_min: float
     k2prime_method: str
+    k2prime_session_estimate_per_min: float
     n_basis: int
     k2a_range_per_min: tuple[float, float]
     weights: str
@@ -96,6 +99,7 @@ def map_sidecar(
         "k2prime": fit.k2prime_per_min,
         "k2primeUnits": "1/min",
         "k2primeMethod": fit.k2prime_method,
+        "k2primeSessionEstimate": fit.k2prime_session_estimate_per_min,
         "BasisFunctions": _basis_settings(fit),
         "FitWeights": fit.weights,
         "ModelSampling": "model averaged over each frame on a fine time grid",

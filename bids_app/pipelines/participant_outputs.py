@@ -38,7 +38,7 @@ def bids_relative(scan: PetScan) -> str:
 
 
 def fit_description(
-    scan: PetScan, k2prime: SessionK2Prime, atlas: RoiAtlas, config: Config
+    scan: PetScan, k2prime: SessionK2Prime, fit: SessionFit, atlas: RoiAtlas, config: Config
 ) -> sidecars.FitDescription:
     """The modelling settings of one session, for its sidecars."""
     return sidecars.FitDescription(
@@ -47,8 +47,9 @@ def fit_description(
         atlas=atlas.name,
         k2prime_per_min=k2prime.value_per_min,
         k2prime_method=k2prime.method,
+        k2prime_session_estimate_per_min=k2prime.session_estimate_per_min,
         n_basis=config.n_basis,
-        k2a_range_per_min=config.k2a_range_per_min,
+        k2a_range_per_min=fit.k2a_range_per_min,
         weights=config.weights,
     )
 
@@ -85,7 +86,7 @@ def write_session_outputs(
     """
     names = session_outputs(scan.subject, scan.session, scan.entities, space, atlas.name)
     source = bids_relative(scan)
-    description = fit_description(scan, k2prime, atlas, config)
+    description = fit_description(scan, k2prime, fit, atlas, config)
 
     write_tsv(staging / names["confounds"], motion.confounds)
     write_json(

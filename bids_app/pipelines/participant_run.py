@@ -54,7 +54,7 @@ from bids_app.pipelines.session_model import (
     SessionFit,
     SessionK2Prime,
     SessionTacs,
-    estimate_session_k2prime,
+    estimate_participant_k2primes,
     fit_session,
     session_tacs,
 )
@@ -314,24 +314,31 @@ def _runner(participant: ParticipantInput, config: Config, inputs: dict[str, str
 
     def k2prime(*results: object) -> dict[str, SessionK2Prime]:
         tacs = dict(zip(ROLES, results[:2], strict=True))
-        data = dict(zip(ROLES, results[2:], strict=True)) if voxel_k2 else {}
-        mask = atlas().analysis_mask
-        return {
-            role: estimate_session_k2prime(
-                scans[role],
-                tacs[role],  # type: ignore[arg-type]
-                data[role][mask].T if voxel_k2 else None,  # type: ignore[index]
-                method,
-                config.weights,
-            )
-            for role in ROLES
-        }
+        voxels = None
+        if voxel_k2:
+            mask = atlas().analysis_mask
+            voxels = {
+                role: data[mask].T  # type: ignore[index]
+                for role, data in zip(ROLES, results[2:], strict=True)
+            }
+        return estimate_participant_k2primes(
+            scans,
+            tacs,  # type: ignore[arg-type]
+            voxels,
+            method,
+            config.k2prime_pooling,
+            config.weights,
+        )
 
     runner.add(
         "k2prime",
         k2prime,
         depends=k2_depends,
-        params={"method": method, "weights": config.weights},
+        params={
+            "method": method,
+            "pooling": config.k2prime_pooling,
+            "weights": config.weights,
+        },
     )
     for role, scan in scans.items():
         runner.add(
@@ -350,7 +357,7 @@ def _runner(participant: ParticipantInput, config: Config, inputs: dict[str, str
             params={
                 "weights": config.weights,
                 "n_basis": config.n_basis,
-                "k2a_range": list(config.k2a_range_per_min),
+                "k2a_range": config.k2a_range_per_min,
             },
         )
     return runner

@@ -19,6 +19,8 @@ from numpy.typing import NDArray
 from bids_app.bidsio.layout import PetScan
 from bids_app.errors import InputError
 from bids_app.kinetics import estimate_k2prime, fit_srtm2
+from bids_app.kinetics.k2prime import SessionTACs as K2PrimeTacs
+from bids_app.kinetics.k2prime import estimate_participant_k2prime
 from bids_app.roi.atlas import RoiAtlas
 from bids_app.roi.extract import extract_tacs, reference_coverage
 
@@ -32,6 +34,7 @@ KINPAR_COLUMNS = ["roi", "BPND", "R1", "k2a", "k2prime"]
 
 Weights = Literal["duration", "uniform"]
 K2PrimeMethod = Literal["roi", "voxel_median"]
+K2PrimePooling = Literal["per_session", "mean", "joint"]
 
 
 @dataclass(frozen=True)
@@ -69,13 +72,16 @@ class SessionK2Prime:
     Attributes
     ----------
     value_per_min : float
-        k2', 1/min.
+        The k2' fixed in this session's SRTM2 fits, 1/min.
     method : str
         How it was obtained (shown in sidecars and reports).
+    session_estimate_per_min : float
+        This session's own estimate, 1/min (equal to ``value_per_min`` unless pooled).
     """
 
     value_per_min: float
     method: str
+    session_estimate_per_min: float
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,8 @@ class SessionFit:
         Model TAC of each ROI.
     warnings : list of str
         Session-level warnings.
+    k2a_range_per_min : (float, float)
+        Range of the basis functions' rates the voxelwise fit used, 1/min.
     """
 
     maps: dict[str, NDArray[np.float32]]
@@ -101,6 +109,7 @@ class SessionFit:
     kinpar: pd.DataFrame
     fitted: dict[str, NDArray[np.float64]]
     warnings: list[str]
+    k2a_range_per_min: tuple[float, float]
 
 
 def where(scan: PetScan) -> str:
@@ -190,7 +199,76 @@ def estimate_session_k2prime(
             "striatal and reference TACs may be too noisy or mislabelled."
         )
         raise InputError(msg)
-    return SessionK2Prime(value, description)
+    return SessionK2Prime(value, description, value)
+
+
+def estimate_participant_k2primes(
+    scans: dict[str, PetScan],
+    tacs: dict[str, SessionTacs],
+    voxels: dict[str, NDArray[np.float32]] | None,
+    method: K2PrimeMethod,
+    pooling: K2PrimePooling,
+    weights: Weights,
+) -> dict[str, SessionK2Prime]:
+    """k2' of both sessions of a participant: each its own, or one pooled value.
+
+    ``pooling="per_session"`` (the default, chosen by measurement: see
+    ``benchmarks/bench_participant_k2prime.py``) keeps each session's estimate; ``"mean"`` fixes
+    the mean of the two; ``"joint"`` (``method="roi"`` only) fixes the k2' of one SRTM fit of
+    both sessions' striatal TACs with a shared k2'.
+    """
+    if pooling == "joint":
+        if method != "roi":
+            msg = "--k2prime-pooling joint needs --k2prime-method roi"
+            raise InputError(msg)
+        joint = estimate_participant_k2prime(
+            [
+                K2PrimeTacs(
+                    tacs[role].start_s,
+                    tacs[role].end_s,
+                    tacs[role].reference,
+                    tacs[role].tacs[K2PRIME_ROI].to_numpy(dtype=np.float64),
+                    weights=_weights(weights),
+                    label=where(scans[role]),
+                )
+                for role in scans
+            ],
+            "joint",
+        )
+        if not joint.status:
+            msg = (
+                f"sub-{next(iter(scans.values())).subject}: no k2' could be estimated from the "
+                f"striatal TACs of either session ({joint.note or 'both fits failed'})"
+            )
+            raise InputError(msg)
+        description = f"SRTM fit of both sessions' {K2PRIME_ROI} TACs with one shared k2'"
+        if joint.method != "joint":
+            description = f"mean of the sessions' {K2PRIME_ROI} SRTM k2' ({joint.note})"
+        return {
+            role: SessionK2Prime(
+                joint.k2prime[i], description, float(joint.per_session[i].k2prime)
+            )
+            for i, role in enumerate(scans)
+        }
+    own = {
+        role: estimate_session_k2prime(
+            scans[role],
+            tacs[role],
+            None if voxels is None else voxels[role],
+            method,
+            weights,
+        )
+        for role in scans
+    }
+    if pooling == "per_session":
+        return own
+    mean = float(np.mean([k.value_per_min for k in own.values()]))
+    return {
+        role: SessionK2Prime(
+            mean, f"mean of both sessions' k2' ({k.method})", k.session_estimate_per_min
+        )
+        for role, k in own.items()
+    }
 
 
 def fit_session(
@@ -202,9 +280,13 @@ def fit_session(
     *,
     weights: Weights,
     n_basis: int,
-    k2a_range_per_min: tuple[float, float],
+    k2a_range_per_min: tuple[float, float] | None,
 ) -> SessionFit:
-    """Voxelwise SRTM2 over the atlas' analysis mask and SRTM2 on every ROI TAC."""
+    """Voxelwise SRTM2 over the atlas' analysis mask and SRTM2 on every ROI TAC.
+
+    ``k2a_range_per_min=None`` lets the kinetics choose the range from k2' (upper rate
+    ``max(0.6, 8 k2')``), so high-R1 voxels (vessels, pituitary) are not clipped.
+    """
     mask = atlas.analysis_mask
     fit = fit_srtm2(
         tacs.start_s,
@@ -215,6 +297,7 @@ def fit_session(
         weights=_weights(weights),
         n_basis=n_basis,
         k2a_range_per_min=k2a_range_per_min,
+        return_fitted=False,
     )
     valid = np.asarray(fit.status, dtype=bool)
     maps: dict[str, NDArray[np.float32]] = {}
@@ -231,7 +314,11 @@ def fit_session(
         LOGGER.warning("%s: %d of %d voxel fits failed (NaN)", where(scan), n_failed, valid.size)
         warnings.append(f"{n_failed} of {valid.size} voxel fits failed and are NaN")
     kinpar, fitted = roi_fits(tacs, k2prime.value_per_min, weights, atlas)
-    return SessionFit(maps, status, kinpar, fitted, warnings)
+    used = fit.k2a_range_per_min
+    if used is None:  # the kinetics always record the range; keep the type honest
+        msg = "fit_srtm2 did not report the k2a range it used"
+        raise RuntimeError(msg)
+    return SessionFit(maps, status, kinpar, fitted, warnings, (float(used[0]), float(used[1])))
 
 
 def roi_fits(

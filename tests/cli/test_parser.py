@@ -52,6 +52,10 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         (["group", "--n-permutations", "many"], "'exact' or a whole number"),
         (["participant", "--participant-label", "sub-0_1"], "letters and digits"),
         (["participant", "--k2a-range", "0.5", "0.1"], "MIN must be below MAX"),
+        (
+            ["participant", "--k2prime-pooling", "joint", "--k2prime-method", "voxel_median"],
+            "use --k2prime-method roi",
+        ),
         (["participant", "--k2prime-method", "mean"], "invalid choice"),
     ],
 )
@@ -118,8 +122,25 @@ def test_defaults_and_provenance_json(bids_dir: Path, tmp_path: Path) -> None:
     assert config.verbosity == 2
     dumped = json.loads(config.to_json())
     assert dumped["bids_dir"] == str(bids_dir.resolve())
-    assert dumped["k2a_range_per_min"] == [0.006, 0.6]
+    assert dumped["k2a_range_per_min"] is None  # chosen from k2' by the kinetics
+    assert dumped["k2prime_pooling"] == "per_session"
     assert dumped["command_line"][:2] == ["bids_app", str(bids_dir)]
+
+
+def test_k2prime_pooling_and_k2a_range(bids_dir: Path, tmp_path: Path) -> None:
+    config = parse(
+        str(bids_dir),
+        str(tmp_path / "out"),
+        "participant",
+        "--k2prime-pooling",
+        "joint",
+        "--k2a-range",
+        "0.01",
+        "1.5",
+    )
+    assert config.k2prime_pooling == "joint"
+    assert config.k2a_range_per_min == (0.01, 1.5)
+    assert "k2prime_pooling" in config.participant_options()
 
 
 def test_numeric_permutations_and_switches(bids_dir: Path, tmp_path: Path) -> None:
