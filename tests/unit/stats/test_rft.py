@@ -15,17 +15,13 @@ from bids_app.errors import StatsError
 from bids_app.stats import rft
 from bids_app.stats.voxelwise import smooth_volume
 
-# Tables are parametrised at collection time; the tests themselves use the ``rft_reference``
-# fixture, which skips when ../shared/reference is absent.
-_RFT_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "rft"
+# SPM12's own numbers, copied into tests/data/rft (see its README for the source)
+RFT_DIR = Path(__file__).resolve().parents[2] / "data" / "rft"
 RTOL = 1e-6
 
 
 def _rows(name: str) -> list[dict[str, str]]:
-    path = _RFT_DIR / name
-    if not path.is_file():
-        return []
-    with path.open(newline="") as handle:
+    with (RFT_DIR / name).open(newline="") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -67,7 +63,7 @@ def _threshold_groups() -> list[
 # SPM12 tables
 # ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("row", P_RF_ROWS, ids=[r["case"] for r in P_RF_ROWS])
-def test_p_rf_matches_spm12_table(rft_reference: Path, row: dict[str, str]) -> None:
+def test_p_rf_matches_spm12_table(row: dict[str, str]) -> None:
     df = (_f(row, "df1"), _f(row, "df2"))
     stat = row["STAT"]
     resels = _resels(row)
@@ -100,7 +96,6 @@ THRESHOLD_GROUPS = _threshold_groups()
     ids=[f"{g[0]}{g[1][1]:g}-R3={g[2][3]:.0f}-S={g[3]}" for g in THRESHOLD_GROUPS],
 )
 def test_threshold_fwe_matches_spm_uc(
-    rft_reference: Path,
     stat: str,
     df: tuple[float, float],
     resels: tuple[float, ...],
@@ -114,7 +109,7 @@ def test_threshold_fwe_matches_spm_uc(
 
 
 @pytest.mark.parametrize("row", EC_ROWS, ids=[f"{r['STAT']}{r['df2']}-t{r['t']}" for r in EC_ROWS])
-def test_ec_density_matches_spm12_table(rft_reference: Path, row: dict[str, str]) -> None:
+def test_ec_density_matches_spm12_table(row: dict[str, str]) -> None:
     got = rft.ec_density(row["STAT"], [_f(row, "t")], (_f(row, "df1"), _f(row, "df2")))  # type: ignore[arg-type]
     expected = [_f(row, f"EC{i}") for i in range(4)]
     assert got.shape == (4, 1)
@@ -124,7 +119,7 @@ def test_ec_density_matches_spm12_table(rft_reference: Path, row: dict[str, str]
 @pytest.mark.parametrize(
     "row", RESELS_ROWS, ids=[f"{r['shape']}{r['size']}-fwhm{r['fwhm_x']}" for r in RESELS_ROWS]
 )
-def test_resels_analytic_match_spm12_table(rft_reference: Path, row: dict[str, str]) -> None:
+def test_resels_analytic_match_spm12_table(row: dict[str, str]) -> None:
     fwhm = [_f(row, k) for k in ("fwhm_x", "fwhm_y", "fwhm_z")]
     if row["shape"] == "B":
         got = rft.resels_box(fwhm, [float(s) for s in row["size"].split("x")])
@@ -138,9 +133,9 @@ def test_resels_analytic_match_spm12_table(rft_reference: Path, row: dict[str, s
     RESELS_VOL_ROWS,
     ids=[f"{r['mask'].split('_')[0]}-fwhm{r['fwhm_x_vox']}" for r in RESELS_VOL_ROWS],
 )
-def test_resel_counts_match_spm_resels_vol(rft_reference: Path, row: dict[str, str]) -> None:
+def test_resel_counts_match_spm_resels_vol(row: dict[str, str]) -> None:
     nib = pytest.importorskip("nibabel")
-    img = nib.load(rft_reference / "masks" / f"{row['mask']}.gz")
+    img = nib.load(RFT_DIR / "masks" / f"{row['mask']}.gz")
     data = np.asarray(img.dataobj)
     assert data.shape == (int(row["dim_x"]), int(row["dim_y"]), int(row["dim_z"]))
     got = rft.resel_counts(data, _fwhm(row))
