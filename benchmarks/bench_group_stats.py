@@ -80,7 +80,7 @@ def bench_measure(
     print(f"({found.n_clusters} clusters, min p {min_p:.2g})")
     print(f"[{name}] sign flips ({null.n_flips}):      {t5 - t4:6.2f} s")
     t6 = time.perf_counter()
-    res = paired_cluster_inference(base, chal, mask, VOXEL_MM, smoothing_fwhm_mm=SMOOTH_MM)
+    res = paired_cluster_inference(base, chal, VOXEL_MM, smoothing_fwhm_mm=SMOOTH_MM)
     t7 = time.perf_counter()
     top = [c for d in (res.increase, res.decrease) for c in d.clusters[:1]]
     print(f"[{name}] paired_cluster_inference: {t7 - t6:6.2f} s; top clusters: ")

@@ -191,7 +191,6 @@ def _voxelwise(
         inference = paired_cluster_inference(
             baseline,
             challenge,
-            atlas.analysis_mask,
             voxel_size,
             cluster_forming_p=config.cluster_forming_p,
             variance_regularisation=config.variance_regularisation,
