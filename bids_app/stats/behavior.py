@@ -302,7 +302,8 @@ def _by_time(data: pd.DataFrame, measure: str, session: str, index: pd.Index) ->
 
 
 def _participants(data: pd.DataFrame) -> pd.Index:
-    return pd.Index(sorted(pd.unique(data["participant_id"].astype(str))), name="participant_id")
+    labels = sorted(str(v) for v in pd.unique(data["participant_id"].astype(str)))
+    return pd.Index(labels, name="participant_id")
 
 
 def _check_sessions(data: pd.DataFrame, sessions: Sequence[str], what: str) -> None:
@@ -511,10 +512,11 @@ def behavior_effects(
                 orientation[change_column(item, time_min)] = int(design.item_signs[item])
     if physiology is not None:
         cols = list(physiology.columns)
-        for names, window, kind in (
+        groups: tuple[tuple[tuple[str, ...], tuple[float, ...] | None, Kind], ...] = (
             (design.hormones, design.hormone_window_min, "hormone"),
             (design.cardiovascular, design.cardiovascular_window_min, "cardiovascular"),
-        ):
+        )
+        for names, window, kind in groups:
             found = _present(cols, names, kind)
             if found:
                 table, changes = window_effects(
@@ -576,7 +578,8 @@ def _empty_index(
 
 
 def _zscore(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    return (values - values.mean(axis=0)) / values.std(axis=0, ddof=1)
+    z: npt.NDArray[np.float64] = (values - values.mean(axis=0)) / values.std(axis=0, ddof=1)
+    return z
 
 
 def _orientation_sign(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -132,7 +132,11 @@ def find_clusters(
         raise StatsError(msg)
     with np.errstate(invalid="ignore"):
         supra = inside & (stat > threshold)
-    raw, n_found = ndimage.label(supra, structure=connectivity_structure(connectivity))
+    # without an output array, label returns (label image, count)
+    raw, n_found = cast(
+        "tuple[NDArray[np.int32], int]",
+        ndimage.label(supra, structure=connectivity_structure(connectivity)),
+    )
     empty = ClusterSet(
         labels=np.zeros(stat.shape, dtype=np.int32),
         sizes=np.zeros(0, dtype=np.int64),

@@ -156,11 +156,11 @@ def ec_density(stat: Stat, t: ArrayLike, df: DegreesOfFreedom) -> NDArray[np.flo
         ec[3] = a**1.5 / (2.0 * math.pi) ** 2 * b * (tt**2 - 1.0)
         return ec
     v = _error_df(df)
-    b = math.exp(special.gammaln((v + 1.0) / 2.0) - special.gammaln(v / 2.0))
+    gamma_ratio = math.exp(special.gammaln((v + 1.0) / 2.0) - special.gammaln(v / 2.0))
     c = (1.0 + tt**2 / v) ** ((1.0 - v) / 2.0)
     ec[0] = _spm_upper_tail("T", tt, v)
     ec[1] = math.sqrt(a) / (2.0 * math.pi) * c
-    ec[2] = a / (2.0 * math.pi) ** 1.5 * c * tt / math.sqrt(v / 2.0) * b
+    ec[2] = a / (2.0 * math.pi) ** 1.5 * c * tt / math.sqrt(v / 2.0) * gamma_ratio
     ec[3] = a**1.5 / (2.0 * math.pi) ** 2 * c * ((v - 1.0) * tt**2 / v - 1.0)
     return ec
 

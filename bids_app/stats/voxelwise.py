@@ -159,9 +159,7 @@ def implicit_mask(
             f"got {base.shape} and {chal.shape}."
         )
         raise StatsError(msg)
-    mask: NDArray[np.bool_] = np.all(np.isfinite(base), axis=0) & np.all(
-        np.isfinite(chal), axis=0
-    )
+    mask: NDArray[np.bool_] = np.all(np.isfinite(base), axis=0) & np.all(np.isfinite(chal), axis=0)
     if explicit_mask is not None:
         explicit = np.asarray(explicit_mask)
         if explicit.shape != mask.shape:
