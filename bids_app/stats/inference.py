@@ -257,15 +257,16 @@ class _Context:
 
     @property
     def rft_ok(self) -> bool:
+        """True when the smoothness, hence the RFT p-values, could be estimated."""
         return bool(np.all(np.isfinite(self.fwhm_vox)))
 
 
 def _permutation_null(
     ctx: _Context, direction: Direction, found: ClusterSet
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Null distributions (cluster size, max t) of one direction, or None without flips."""
+    """Sign-flip null of one direction: largest cluster and largest t per flip (empty if none)."""
     if ctx.null is None:
-        return np.full(0, np.nan), np.full(0, np.nan)
+        return np.zeros(0), np.zeros(0)
     null = ctx.null
     null_sizes = (
         null.max_cluster_size_increase
