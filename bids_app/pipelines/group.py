@@ -59,7 +59,7 @@ from bids_app.stats.clusters import (
     Connectivity,
 )
 from bids_app.stats.inference import PairedInference, paired_cluster_inference
-from bids_app.stats.roi import roi_statistics
+from bids_app.stats.roi import NET_METHOD_DEFINITIONS, roi_statistics
 
 LOGGER = logging.getLogger(__name__)
 
@@ -386,7 +386,10 @@ def _parameters(
         "cluster_masks": config.cluster_masks,
         "maxima_per_cluster": SPM_MAXIMA_PER_CLUSTER,
         "min_maxima_distance_mm": SPM_MIN_MAXIMA_DISTANCE_MM,
-        "net_change_estimators": {column: method for column, _, _, method in NET_MEASURES},
+        "net_change_estimators": {
+            column: {"method": method, "definition": NET_METHOD_DEFINITIONS[method]}
+            for column, _, _, method in NET_MEASURES
+        },
         "template": TEMPLATE_NAME,
     }
 

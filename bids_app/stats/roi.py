@@ -104,6 +104,7 @@ __all__ = [
     "DEFAULT_BASELINE_FLOOR",
     "DEFAULT_CORRECTION_FAMILIES",
     "DEFAULT_ROIS",
+    "NET_METHOD_DEFINITIONS",
     "ROI_STATS_COLUMNS",
     "CorrectionFamily",
     "NetChange",
@@ -157,6 +158,26 @@ DEFAULT_ROIS: tuple[str, ...] = (
 #: Voxels whose reference value (baseline; the two sessions' mean for ``"symmetric"``) is at or
 #: below this floor are excluded from net changes: a near-zero denominator would dominate.
 DEFAULT_BASELINE_FLOOR = 0.1
+
+#: One-sentence definitions of the net-change estimators, for sidecars and reports (decrease
+#: form, BPND; the rCBF forms swap the sessions in the numerator).
+NET_METHOD_DEFINITIONS: dict[str, str] = {
+    "symmetric": (
+        "mean over the striatal voxels of the symmetric relative change "
+        "s = (BP_baseline - BP_challenge) / ((BP_baseline + BP_challenge) / 2), returned on the "
+        "baseline scale as 2 s_mean / (2 + s_mean): the mean voxelwise "
+        "(BP_baseline - BP_challenge) / BP_baseline without the bias voxel noise gives a mean "
+        "of voxel ratios; unsmoothed maps, voxels whose session mean exceeds 0.1"
+    ),
+    "roi_mean": (
+        "(mean BP_baseline - mean BP_challenge) / mean BP_baseline over the striatal voxels "
+        "finite in both sessions (ratio of regional means; unsmoothed maps)"
+    ),
+    "voxel_ratio": (
+        "mean over the striatal voxels of (BP_baseline - BP_challenge) / BP_baseline, voxels "
+        "with BP_baseline > 0.1 (biased towards zero by voxel noise)"
+    ),
+}
 
 _MEASURES: tuple[str, ...] = ("BPND", "R1")
 _TABLE_COLUMNS: tuple[str, ...] = ("participant_id", "measure", "roi", "baseline", "challenge")

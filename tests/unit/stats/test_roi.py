@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,8 +13,10 @@ from scipy import stats as sps
 from bids_app.errors import StatsError
 from bids_app.stats.roi import (
     DEFAULT_BASELINE_FLOOR,
+    NET_METHOD_DEFINITIONS,
     ROI_STATS_COLUMNS,
     CorrectionFamily,
+    NetMethod,
     dorsal_vs_ventral_test,
     net_da_release,
     net_rcbf_change,
@@ -332,3 +336,8 @@ def test_net_da_release_is_unbiased_by_voxel_noise(
     literal, _ = _bias(anatomy, noise, release, cov, "voxel_ratio")
     assert literal < -0.5 * cov**2
     assert literal == pytest.approx(-1.5 * cov**2, rel=0.25)
+
+
+def test_every_net_method_has_a_quotable_definition() -> None:
+    assert set(NET_METHOD_DEFINITIONS) == set(typing.get_args(NetMethod))
+    assert "symmetric relative change" in NET_METHOD_DEFINITIONS["symmetric"]
