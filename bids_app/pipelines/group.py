@@ -59,7 +59,7 @@ from bids_app.stats.clusters import (
     Connectivity,
 )
 from bids_app.stats.inference import PairedInference, paired_cluster_inference
-from bids_app.stats.roi import NET_METHOD_DEFINITIONS, roi_statistics
+from bids_app.stats.roi import describe_net_change, roi_statistics
 
 LOGGER = logging.getLogger(__name__)
 
@@ -387,8 +387,13 @@ def _parameters(
         "maxima_per_cluster": SPM_MAXIMA_PER_CLUSTER,
         "min_maxima_distance_mm": SPM_MIN_MAXIMA_DISTANCE_MM,
         "net_change_estimators": {
-            column: {"method": method, "definition": NET_METHOD_DEFINITIONS[method]}
-            for column, _, _, method in NET_MEASURES
+            column: {
+                "method": method,
+                "definition": describe_net_change(
+                    method, "decrease" if measure == "BPND" else "increase", measure
+                ),
+            }
+            for column, measure, _, method in NET_MEASURES
         },
         "template": TEMPLATE_NAME,
     }

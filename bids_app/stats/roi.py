@@ -104,12 +104,12 @@ __all__ = [
     "DEFAULT_BASELINE_FLOOR",
     "DEFAULT_CORRECTION_FAMILIES",
     "DEFAULT_ROIS",
-    "NET_METHOD_DEFINITIONS",
     "ROI_STATS_COLUMNS",
     "CorrectionFamily",
     "NetChange",
     "OneSampleResult",
     "PairedTestResult",
+    "describe_net_change",
     "dorsal_vs_ventral_test",
     "net_da_release",
     "net_rcbf_change",
@@ -159,25 +159,51 @@ DEFAULT_ROIS: tuple[str, ...] = (
 #: below this floor are excluded from net changes: a near-zero denominator would dominate.
 DEFAULT_BASELINE_FLOOR = 0.1
 
-#: One-sentence definitions of the net-change estimators, for sidecars and reports (decrease
-#: form, BPND; the rCBF forms swap the sessions in the numerator).
-NET_METHOD_DEFINITIONS: dict[str, str] = {
-    "symmetric": (
-        "mean over the striatal voxels of the symmetric relative change "
-        "s = (BP_baseline - BP_challenge) / ((BP_baseline + BP_challenge) / 2), returned on the "
-        "baseline scale as 2 s_mean / (2 + s_mean): the mean voxelwise "
-        "(BP_baseline - BP_challenge) / BP_baseline without the bias voxel noise gives a mean "
-        "of voxel ratios; unsmoothed maps, voxels whose session mean exceeds 0.1"
-    ),
-    "roi_mean": (
-        "(mean BP_baseline - mean BP_challenge) / mean BP_baseline over the striatal voxels "
-        "finite in both sessions (ratio of regional means; unsmoothed maps)"
-    ),
-    "voxel_ratio": (
-        "mean over the striatal voxels of (BP_baseline - BP_challenge) / BP_baseline, voxels "
-        "with BP_baseline > 0.1 (biased towards zero by voxel noise)"
-    ),
-}
+
+def describe_net_change(method: NetMethod, direction: Direction, quantity: str) -> str:
+    """One-sentence definition of a net-change estimator, for sidecars and reports.
+
+    Parameters
+    ----------
+    method : {"symmetric", "roi_mean", "voxel_ratio"}
+        The estimator (see the module docstring).
+    direction : {"decrease", "increase"}
+        ``"decrease"`` for DA release (BPND), ``"increase"`` for rCBF change (R1).
+    quantity : str
+        Name of the mapped quantity, e.g. ``"BPND"``.
+
+    Returns
+    -------
+    str
+        E.g. for ``("roi_mean", "decrease", "BPND")``: ``"(mean BPND_baseline - mean
+        BPND_challenge) / mean BPND_baseline over the striatal voxels finite in both sessions
+        (ratio of regional means; unsmoothed maps)"``.
+    """
+    b, c = f"{quantity}_baseline", f"{quantity}_challenge"
+    up = direction == "increase"
+    change = f"({c} - {b})" if up else f"({b} - {c})"
+    if method == "symmetric":
+        back = "2 s_mean / (2 - s_mean)" if up else "2 s_mean / (2 + s_mean)"
+        return (
+            f"mean over the striatal voxels of the symmetric relative change s = {change} / "
+            f"(({b} + {c}) / 2), put back on the baseline scale as {back}: the mean voxelwise "
+            f"{change} / {b} without the bias that voxel noise gives a mean of voxel ratios "
+            f"(unsmoothed maps; voxels whose session mean exceeds {DEFAULT_BASELINE_FLOOR:g})"
+        )
+    if method == "roi_mean":
+        mean_change = f"(mean {c} - mean {b})" if up else f"(mean {b} - mean {c})"
+        return (
+            f"{mean_change} / mean {b} over the striatal voxels finite in both sessions "
+            "(ratio of regional means; unsmoothed maps)"
+        )
+    if method == "voxel_ratio":
+        return (
+            f"mean over the striatal voxels of {change} / {b}, voxels with {b} > "
+            f"{DEFAULT_BASELINE_FLOOR:g} (biased towards zero by voxel noise)"
+        )
+    msg = f"method must be one of 'symmetric', 'roi_mean', 'voxel_ratio'; got {method!r}."
+    raise StatsError(msg)
+
 
 _MEASURES: tuple[str, ...] = ("BPND", "R1")
 _TABLE_COLUMNS: tuple[str, ...] = ("participant_id", "measure", "roi", "baseline", "challenge")

@@ -13,10 +13,10 @@ from scipy import stats as sps
 from bids_app.errors import StatsError
 from bids_app.stats.roi import (
     DEFAULT_BASELINE_FLOOR,
-    NET_METHOD_DEFINITIONS,
     ROI_STATS_COLUMNS,
     CorrectionFamily,
     NetMethod,
+    describe_net_change,
     dorsal_vs_ventral_test,
     net_da_release,
     net_rcbf_change,
@@ -339,5 +339,15 @@ def test_net_da_release_is_unbiased_by_voxel_noise(
 
 
 def test_every_net_method_has_a_quotable_definition() -> None:
-    assert set(NET_METHOD_DEFINITIONS) == set(typing.get_args(NetMethod))
-    assert "symmetric relative change" in NET_METHOD_DEFINITIONS["symmetric"]
+    for method in typing.get_args(NetMethod):
+        release = describe_net_change(method, "decrease", "BPND")
+        rcbf = describe_net_change(method, "increase", "R1")
+        assert "BPND_baseline - " in release
+        assert "R1_challenge - " in rcbf
+    assert describe_net_change("roi_mean", "decrease", "BPND") == (
+        "(mean BPND_baseline - mean BPND_challenge) / mean BPND_baseline over the striatal "
+        "voxels finite in both sessions (ratio of regional means; unsmoothed maps)"
+    )
+    assert "2 s_mean / (2 - s_mean)" in describe_net_change("symmetric", "increase", "R1")
+    with pytest.raises(StatsError, match="method must be one of"):
+        describe_net_change("median", "decrease", "BPND")  # type: ignore[arg-type]
