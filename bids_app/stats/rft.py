@@ -13,6 +13,15 @@ Conventions (as in SPM):
 - Cluster extents ``k`` given to :func:`p_rf` are in resels; the convenience functions take voxels
   and convert with ``V2R = 1 / prod(fwhm_vox)``.
 
+Agreement with SPM12 (``tests/unit/stats/test_rft.py``, reference numbers produced by SPM12's
+own functions in ``tests/data/rft``): ``p_rf``/``p_spm``/``ec_density``/``threshold_fwe`` match
+every tabulated case to a relative 1e-6 (most to 1e-12); ``resel_counts`` equals
+``spm_resels_vol`` for a box and a sphere at five FWHMs; ``estimate_smoothness`` follows
+``spm_est_smoothness`` voxel by voxel (1e-12 against a re-derivation of its trilinear-sampling
+rule) and, on Gaussian fields smoothed to FWHM 3, 5 and 8 voxels (96^3, 10 scans, 9 df), gives
+3.22, 5.14 and 8.09 voxels: the finite-difference formula's own excess (3.12, 5.07, 8.04 for
+infinitely many scans) plus a small-df part; see :func:`estimate_smoothness`.
+
 References
 ----------
 Worsley KJ, Marrett S, Neelin P, Vandal AC, Friston KJ, Evans AC (1996). A unified statistical
