@@ -133,9 +133,11 @@ def test_empty_search_volume_is_a_clear_error(make_group: MakeGroup) -> None:
 
 
 def test_clusters_list_maxima_and_condition_means(make_group: MakeGroup) -> None:
-    base, chal, mask = make_group(seed=7, effect=-0.25, centre=BLOB_CENTRE)
+    shape, centre = (28, 30, 26), (10, 15, 13)
+    base, chal, mask = make_group(seed=7, shape=shape, effect=-0.3, centre=centre)
     res = paired_cluster_inference(base, chal, 2.0, explicit_mask=mask, smoothing_fwhm_mm=4.0)
     top = res.decrease.clusters[0]
+    assert res.decrease.labels[centre] == top.cluster_id
     peak = top.maxima[0]
     assert 1 <= len(top.maxima) <= 3
     assert peak.rank == 1
