@@ -65,6 +65,8 @@ class Config:
     cluster_forming_p: float = 0.01
     n_permutations: int | str = "exact"
     variance_regularisation: bool = True
+    explicit_mask: Path | None = None
+    cluster_masks: Literal["significant", "all"] = "significant"
     behavior_config: Path | None = None
     nprocs: int = 1
     omp_nthreads: int = 1
@@ -115,6 +117,8 @@ class Config:
             cluster_forming_p=ns.cluster_forming_p,
             n_permutations=ns.n_permutations,
             variance_regularisation=ns.variance_regularisation,
+            explicit_mask=ns.explicit_mask,
+            cluster_masks=ns.cluster_masks,
             behavior_config=ns.behavior_config,
             nprocs=ns.nprocs,
             omp_nthreads=ns.omp_nthreads,

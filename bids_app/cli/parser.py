@@ -283,6 +283,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not add SPM's PET variance regularisation (1e-3 * max ResMS) before computing t",
     )
     group.add_argument(
+        "--explicit-mask",
+        type=_existing_file,
+        metavar="NIFTI",
+        help="restrict the voxelwise search volume to this mask (voxels > 0), on the grid of "
+        "the participant maps (MNI152NLin2009aSym, 2 mm). Without it the search volume is "
+        "every voxel that all participants' maps cover (SPM's implicit mask)",
+    )
+    group.add_argument(
+        "--cluster-masks",
+        choices=("significant", "all"),
+        default="significant",
+        help="clusters written to the cluster-mask images: those with RFT cluster-level "
+        "p(FWE) < 0.05 (default) or every cluster above the cluster-forming threshold",
+    )
+    group.add_argument(
         "--behavior-config",
         type=_existing_file,
         metavar="JSON",

@@ -32,6 +32,7 @@ MANIFEST_SUFFIX = "_outputs.json"
 #: Group-level tables and documents (file name -> what it holds).
 GROUP_FILES: dict[str, str] = {
     "clusters": "clusters.tsv",
+    "cluster_peaks": "cluster_peaks.tsv",
     "roi_stats": "roi_stats.tsv",
     "participant_measures": "participant_measures.tsv",
     "net_change_stats": "net_change_stats.tsv",

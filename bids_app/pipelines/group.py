@@ -42,6 +42,17 @@ from bids_app.outputs.names import (
 from bids_app.outputs.publish import publish
 from bids_app.outputs.sidecars import group_map_sidecar
 from bids_app.pipelines.common import RESOLUTION_MM, load_atlas, now_iso, provenance
+from bids_app.pipelines.group_tables import (
+    ALPHA,
+    NET_MEASURES,
+    SEARCH_VOLUME_DEFINITION,
+    ClusterMasks,
+    cluster_mask_volume,
+    cluster_tables,
+    net_change_tables,
+    read_explicit_mask,
+    write_cluster_tables,
+)
 from bids_app.report.data import ClusterMapReport, GroupReport
 from bids_app.report.render import render_group
 from bids_app.roi.atlas import RoiAtlas
@@ -52,37 +63,18 @@ from bids_app.stats.behavior import (
     analyze_behavior,
     correlations,
 )
-from bids_app.stats.inference import PairedInference, paired_cluster_inference
-from bids_app.stats.roi import (
-    net_da_release,
-    net_rcbf_change,
-    one_sample_test,
-    roi_participant_measures,
-    roi_statistics,
+from bids_app.stats.clusters import (
+    SPM_MAXIMA_PER_CLUSTER,
+    SPM_MIN_MAXIMA_DISTANCE_MM,
+    Connectivity,
 )
+from bids_app.stats.inference import PairedInference, paired_cluster_inference
+from bids_app.stats.roi import describe_net_change, roi_statistics
 
 LOGGER = logging.getLogger(__name__)
 
 MIN_PARTICIPANTS = 3
-CLUSTER_COLUMNS = [
-    "measure",
-    "direction",
-    "cluster_id",
-    "size_voxels",
-    "size_mm3",
-    "peak_x",
-    "peak_y",
-    "peak_z",
-    "peak_t",
-    "p_fwe_rft",
-    "p_fwe_perm",
-    "label",
-    "p_unc_rft",
-    "peak_p_fwe_rft",
-]
-NET_COLUMNS = ["measure", "n", "mean", "sd", "t", "df", "p", "cohen_d"]
-ALPHA = 0.05
-CONNECTIVITY = 18  # SPM's cluster neighbourhood
+CONNECTIVITY: Connectivity = 18  # SPM's cluster neighbourhood
 
 
 @dataclass(frozen=True)
@@ -133,9 +125,13 @@ def run_group_level(config: Config) -> int:
     template_img = load_template(RESOLUTION_MM)
     space = Space(TEMPLATE_NAME, RESOLUTION_MM)
     atlas = load_atlas(config, template_img)
+    explicit_mask = read_explicit_mask(config.explicit_mask, atlas)
     LOGGER.info("Group analysis of %d participants", len(participants))
 
-    measures = [_voxelwise(participants, measure, atlas, config) for measure in GROUP_MEASURES]
+    measures = [
+        _voxelwise(participants, measure, atlas, config, explicit_mask)
+        for measure in GROUP_MEASURES
+    ]
     staging = config.work_dir / "group" / "staging"
     if staging.exists():
         shutil.rmtree(staging)
@@ -143,15 +139,22 @@ def run_group_level(config: Config) -> int:
     written: list[Path] = []
     contrast = _contrast_label(participants)
     for result in measures:
-        written += _write_maps(staging, result, contrast, space, template_img)
-    clusters = pd.concat([_cluster_rows(r, atlas) for r in measures], ignore_index=True)
-    written.append(_tsv(staging, "clusters", clusters))
+        written += _write_maps(
+            staging, result, contrast, space, template_img, config.cluster_masks
+        )
+    clusters, peaks = cluster_tables({r.measure: r.inference for r in measures}, atlas)
+    written += write_cluster_tables(staging, clusters, peaks)
 
     rois = roi_table(participants)
     roi_stats = roi_statistics(rois)
     written.append(_tsv(staging, "roi_stats", roi_stats))
 
-    measures_table, net_stats = _participant_measures(participants, measures, atlas, rois)
+    measures_table, net_stats = net_change_tables(
+        [p.subject for p in participants],
+        {r.measure: (r.baseline, r.challenge) for r in measures},
+        atlas.masks["striatum"],
+        rois,
+    )
     if behavior is not None:
         written.append(_tsv(staging, "behavior_effects", behavior.effects.table))
         measures_table = measures_table.join(_sub_index(behavior.participant_measures))
@@ -188,7 +191,11 @@ def run_group_level(config: Config) -> int:
 
 
 def _voxelwise(
-    participants: list[ParticipantDerivatives], measure: str, atlas: RoiAtlas, config: Config
+    participants: list[ParticipantDerivatives],
+    measure: str,
+    atlas: RoiAtlas,
+    config: Config,
+    explicit_mask: NDArray[np.bool_] | None,
 ) -> MeasureResult:
     baseline, challenge, ref = load_maps(participants, measure)
     if baseline.shape[1:] != atlas.shape:
@@ -202,8 +209,8 @@ def _voxelwise(
         inference = paired_cluster_inference(
             baseline,
             challenge,
-            atlas.analysis_mask,
             voxel_size,
+            explicit_mask=explicit_mask,
             cluster_forming_p=config.cluster_forming_p,
             variance_regularisation=config.variance_regularisation,
             n_permutations=config.n_permutations,
@@ -211,16 +218,23 @@ def _voxelwise(
             seed=config.seed,
             smoothing_fwhm_mm=config.smoothing_fwhm_mm,
         )
+    n_search = int(inference.mask.sum())
+    LOGGER.info(
+        "%s search volume: %d voxels, %.1f mL (finite in every participant's maps%s)",
+        measure,
+        n_search,
+        n_search * atlas.voxel_volume_ml,
+        "" if explicit_mask is None else ", within the explicit mask",
+    )
     for direction in ("decrease", "increase"):
-        found = inference.direction(direction).clusters
-        significant = sum(c.p_fwe_rft < ALPHA for c in found)
+        res = inference.direction(direction)
         LOGGER.info(
             "%s %s: %d cluster(s) above t=%.2f, %d with RFT pFWE < %.2f",
             measure,
             direction,
-            len(found),
+            len(res.clusters),
             inference.cluster_forming_t,
-            significant,
+            len(res.significant(ALPHA)),
             ALPHA,
         )
     return MeasureResult(measure, inference, baseline, challenge)
@@ -240,6 +254,7 @@ def _write_maps(
     contrast: str,
     space: Space,
     template_img: nib.Nifti1Image,
+    cluster_masks: ClusterMasks,
 ) -> list[Path]:
     inf = result.inference
     affine = template_img.affine
@@ -247,8 +262,8 @@ def _write_maps(
         "t": (inf.t_map, np.float32),
         "p_decrease": (inf.p_map_decrease, np.float32),
         "p_increase": (inf.p_map_increase, np.float32),
-        "clusters_decrease": (inf.decrease.labels, np.int16),
-        "clusters_increase": (inf.increase.labels, np.int16),
+        "clusters_decrease": (cluster_mask_volume(inf, "decrease", cluster_masks), np.int16),
+        "clusters_increase": (cluster_mask_volume(inf, "increase", cluster_masks), np.int16),
         "meandiff": (inf.mean_difference, np.float32),
     }
     statistics = {
@@ -259,6 +274,8 @@ def _write_maps(
         "Resels": list(inf.resels),
         "VarianceRegularisation": inf.variance_regularisation,
         "Connectivity": CONNECTIVITY,
+        "SearchVolumeVoxels": int(inf.mask.sum()),
+        "ExplicitMask": inf.explicit_mask_used,
     }
     written = []
     for kind, (volume, dtype) in volumes.items():
@@ -266,88 +283,16 @@ def _write_maps(
         img = nib.Nifti1Image(np.asarray(volume).astype(dtype), affine)
         img.header.set_data_dtype(dtype)
         write_nifti(staging / name, img)
-        write_json(
-            staging / sidecar_name(name),
-            group_map_sidecar(result.measure, kind, statistics, space),
-        )
+        sidecar = group_map_sidecar(result.measure, kind, statistics, space)
+        if kind.startswith("clusters_"):
+            sidecar["ClustersIncluded"] = (
+                f"clusters with RFT cluster-level p(FWE) < {ALPHA}; values are cluster_id"
+                if cluster_masks == "significant"
+                else "every cluster above the cluster-forming threshold; values are cluster_id"
+            )
+        write_json(staging / sidecar_name(name), sidecar)
         written += [Path(name), Path(sidecar_name(name))]
     return written
-
-
-def _cluster_rows(result: MeasureResult, atlas: RoiAtlas) -> pd.DataFrame:
-    inf = result.inference
-    voxel_mm3 = atlas.voxel_volume_ml * 1000.0
-    rows = []
-    for direction in ("decrease", "increase"):
-        for c in inf.direction(direction).clusters:
-            xyz = nib.affines.apply_affine(atlas.affine, np.asarray(c.peak_index, dtype=float))
-            rows.append(
-                {
-                    "measure": result.measure,
-                    "direction": direction,
-                    "cluster_id": c.cluster_id,
-                    "size_voxels": c.size_voxels,
-                    "size_mm3": round(c.size_voxels * voxel_mm3, 3),
-                    "peak_x": float(xyz[0]),
-                    "peak_y": float(xyz[1]),
-                    "peak_z": float(xyz[2]),
-                    "peak_t": c.peak_t,
-                    "p_fwe_rft": c.p_fwe_rft,
-                    "p_fwe_perm": c.p_fwe_perm,
-                    "label": atlas.label_at(xyz),
-                    "p_unc_rft": c.p_unc_rft,
-                    "peak_p_fwe_rft": c.peak_p_fwe_rft,
-                }
-            )
-    return pd.DataFrame(rows, columns=CLUSTER_COLUMNS)
-
-
-def _participant_measures(
-    participants: list[ParticipantDerivatives],
-    measures: list[MeasureResult],
-    atlas: RoiAtlas,
-    rois: pd.DataFrame,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-participant net changes (voxelwise over the striatum) and their one-sample tests."""
-    by_measure = {r.measure: r for r in measures}
-    striatum = atlas.masks["striatum"]
-    index = pd.Index([f"sub-{p.subject}" for p in participants], name="participant_id")
-    bp, r1 = by_measure["BPND"], by_measure["R1"]
-    table = pd.DataFrame(index=index)
-    table["net_da_release"] = [
-        net_da_release(bp.baseline[i], bp.challenge[i], striatum).value
-        for i in range(len(participants))
-    ]
-    table["net_rcbf_change"] = [
-        net_rcbf_change(r1.baseline[i], r1.challenge[i], striatum).value
-        for i in range(len(participants))
-    ]
-    table = table.join(roi_participant_measures(rois))
-    rows = []
-    for column, measure in (("net_da_release", "BPND"), ("net_rcbf_change", "R1")):
-        res = one_sample_test(table[column].to_numpy(dtype=float))
-        rows.append(
-            {
-                "measure": column,
-                "n": res.n,
-                "mean": res.mean,
-                "sd": res.sd,
-                "t": res.t,
-                "df": res.df,
-                "p": res.p,
-                "cohen_d": res.cohen_d,
-            }
-        )
-        LOGGER.info(
-            "%s (%s): mean %.3f, t(%s)=%.2f, p=%.3g",
-            column,
-            measure,
-            res.mean,
-            res.df,
-            res.t,
-            res.p,
-        )
-    return table, pd.DataFrame(rows, columns=NET_COLUMNS)
 
 
 def _behavior(
@@ -392,8 +337,7 @@ def _sub_index(frame: pd.DataFrame) -> pd.DataFrame:
 def _cluster_map(result: MeasureResult, direction: str) -> ClusterMapReport:
     inf = result.inference
     res = inf.direction(direction)  # type: ignore[arg-type]
-    keep = [c.cluster_id for c in res.clusters if c.p_fwe_rft < ALPHA]
-    labels = np.where(np.isin(res.labels, keep), res.labels, 0).astype(np.int32)
+    labels = res.label_volume([c.cluster_id for c in res.significant(ALPHA)])
     sign = -1.0 if direction == "decrease" else 1.0
     one_sided = np.where(sign * inf.t_map > 0, inf.t_map, np.nan)
     return ClusterMapReport(
@@ -425,6 +369,28 @@ def _parameters(
         "resels": {r.measure: [float(v) for v in r.inference.resels] for r in measures},
         "search_volume_mm3": {
             r.measure: float(r.inference.mask.sum()) * voxel_mm3 for r in measures
+        },
+        "search_volume": {
+            r.measure: {
+                "voxels": int(r.inference.mask.sum()),
+                "ml": float(r.inference.mask.sum()) * atlas.voxel_volume_ml,
+                "definition": SEARCH_VOLUME_DEFINITION
+                + ("; within the explicit mask" if r.inference.explicit_mask_used else ""),
+            }
+            for r in measures
+        },
+        "explicit_mask": None if config.explicit_mask is None else str(config.explicit_mask),
+        "cluster_masks": config.cluster_masks,
+        "maxima_per_cluster": SPM_MAXIMA_PER_CLUSTER,
+        "min_maxima_distance_mm": SPM_MIN_MAXIMA_DISTANCE_MM,
+        "net_change_estimators": {
+            column: {
+                "method": method,
+                "definition": describe_net_change(
+                    method, "decrease" if measure == "BPND" else "increase", measure
+                ),
+            }
+            for column, measure, _, method in NET_MEASURES
         },
         "template": TEMPLATE_NAME,
     }

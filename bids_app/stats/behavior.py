@@ -83,8 +83,17 @@ BEHAVIOR_EFFECTS_COLUMNS: tuple[str, ...] = (
     "status",
 )
 
-#: Columns of ``correlations.tsv``.
-CORRELATION_COLUMNS: tuple[str, ...] = ("x", "y", "n", "r", "df", "p")
+#: Columns of ``correlations.tsv``: the CONTRACT ones (Pearson), then Spearman's.
+CORRELATION_COLUMNS: tuple[str, ...] = (
+    "x",
+    "y",
+    "n",
+    "r",
+    "df",
+    "p",
+    "spearman_rho",
+    "spearman_p",
+)
 
 #: The paper's correlations (plus the ones the issue asks for).
 DEFAULT_CORRELATION_PAIRS: tuple[tuple[str, str], ...] = (
@@ -238,8 +247,9 @@ def bh_fdr(p_values: npt.ArrayLike) -> npt.NDArray[np.float64]:
     Returns
     -------
     (m,) ndarray of float64
-        Adjusted p-values ``min_{j >= i} (m / j) p_(j)``, capped at 1, in the input order;
-        ``p_fdr <= q`` rejects at false discovery rate ``q``.
+        Adjusted p-values ``min_{j >= i} (m / j) p_(j)``, capped at 1, in the input order
+        (:func:`scipy.stats.false_discovery_control`); ``p_fdr <= q`` rejects at false
+        discovery rate ``q``.
 
     Raises
     ------
@@ -252,16 +262,8 @@ def bh_fdr(p_values: npt.ArrayLike) -> npt.NDArray[np.float64]:
     if np.any((p[ok] < 0) | (p[ok] > 1)):
         msg = f"p-values must lie in [0, 1]; got min {p[ok].min():g}, max {p[ok].max():g}."
         raise StatsError(msg)
-    m = int(ok.sum())
-    if m == 0:
-        return out
-    vals = p[ok]
-    order = np.argsort(vals, kind="stable")
-    ranked = vals[order] * m / np.arange(1, m + 1)
-    adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
-    res = np.empty(m)
-    res[order] = np.minimum(adjusted, 1.0)
-    out[ok] = res
+    if ok.any():
+        out[ok] = sps.false_discovery_control(p[ok], method="bh")
     return out
 
 
@@ -300,7 +302,8 @@ def _by_time(data: pd.DataFrame, measure: str, session: str, index: pd.Index) ->
 
 
 def _participants(data: pd.DataFrame) -> pd.Index:
-    return pd.Index(sorted(pd.unique(data["participant_id"].astype(str))), name="participant_id")
+    labels = sorted(str(v) for v in pd.unique(data["participant_id"].astype(str)))
+    return pd.Index(labels, name="participant_id")
 
 
 def _check_sessions(data: pd.DataFrame, sessions: Sequence[str], what: str) -> None:
@@ -509,10 +512,11 @@ def behavior_effects(
                 orientation[change_column(item, time_min)] = int(design.item_signs[item])
     if physiology is not None:
         cols = list(physiology.columns)
-        for names, window, kind in (
+        groups: tuple[tuple[tuple[str, ...], tuple[float, ...] | None, Kind], ...] = (
             (design.hormones, design.hormone_window_min, "hormone"),
             (design.cardiovascular, design.cardiovascular_window_min, "cardiovascular"),
-        ):
+        )
+        for names, window, kind in groups:
             found = _present(cols, names, kind)
             if found:
                 table, changes = window_effects(
@@ -574,7 +578,8 @@ def _empty_index(
 
 
 def _zscore(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    return (values - values.mean(axis=0)) / values.std(axis=0, ddof=1)
+    z: npt.NDArray[np.float64] = (values - values.mean(axis=0)) / values.std(axis=0, ddof=1)
+    return z
 
 
 def _orientation_sign(
@@ -707,20 +712,25 @@ def _pc1(
 # --------------------------------------------------------------------------- correlations
 
 
-def _pearson(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> tuple[float, float]:
-    """Return Pearson ``(r, p)`` (two-sided, t with n - 2 df); NaN if undefined."""
-    n = x.size
-    if n < 3:
-        return float("nan"), float("nan")
-    xc, yc = x - x.mean(), y - y.mean()
-    denom = float(np.sqrt(np.sum(xc**2) * np.sum(yc**2)))
-    if denom <= 0.0:
-        return float("nan"), float("nan")
-    r = float(np.clip(np.sum(xc * yc) / denom, -1.0, 1.0))
-    if abs(r) == 1.0:
-        return r, 0.0
-    t = r * np.sqrt((n - 2) / (1.0 - r * r))
-    return r, float(2.0 * sps.t.sf(abs(t), n - 2))
+def _pearson_spearman(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
+) -> tuple[float, float, float, float]:
+    """Return Pearson ``(r, p)`` and Spearman ``(rho, p)``, two-sided; NaN if undefined.
+
+    Undefined means fewer than 3 pairs or a constant variable (scipy would warn and return
+    NaN); the p-values use the t distribution with ``n - 2`` df.
+    """
+    nan = float("nan")
+    if x.size < 3 or float(np.ptp(x)) == 0.0 or float(np.ptp(y)) == 0.0:
+        return nan, nan, nan, nan
+    pearson = sps.pearsonr(x, y)
+    spearman = sps.spearmanr(x, y)
+    return (
+        float(pearson.statistic),
+        float(pearson.pvalue),
+        float(spearman.statistic),
+        float(spearman.pvalue),
+    )
 
 
 def correlations(
@@ -738,8 +748,10 @@ def correlations(
     Returns
     -------
     pandas.DataFrame
-        Columns ``x``, ``y``, ``n`` (complete pairs), ``r``, ``df = n - 2``, two-sided ``p``;
-        ``r`` and ``p`` are NaN when ``n < 3`` or a variable is constant.
+        Columns ``x``, ``y``, ``n`` (complete pairs), Pearson ``r``, ``df = n - 2``, its
+        two-sided ``p``, then Spearman's rank correlation ``spearman_rho`` and its two-sided
+        ``spearman_p`` (robust to one outlying participant, which n = 10 cannot absorb);
+        correlations and p-values are NaN when ``n < 3`` or a variable is constant.
     """
     rows: list[dict[str, object]] = []
     for x_name, y_name in pairs:
@@ -750,9 +762,20 @@ def correlations(
         x = pd.to_numeric(table[x_name], errors="coerce").to_numpy(dtype=np.float64)
         y = pd.to_numeric(table[y_name], errors="coerce").to_numpy(dtype=np.float64)
         keep = np.isfinite(x) & np.isfinite(y)
-        r, p = _pearson(x[keep], y[keep])
+        r, p, rho, p_rho = _pearson_spearman(x[keep], y[keep])
         n = int(keep.sum())
-        rows.append({"x": x_name, "y": y_name, "n": n, "r": r, "df": n - 2, "p": p})
+        rows.append(
+            {
+                "x": x_name,
+                "y": y_name,
+                "n": n,
+                "r": r,
+                "df": n - 2,
+                "p": p,
+                "spearman_rho": rho,
+                "spearman_p": p_rho,
+            }
+        )
     return pd.DataFrame(rows, columns=list(CORRELATION_COLUMNS))
 
 

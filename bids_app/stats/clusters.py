@@ -1,6 +1,9 @@
-"""Suprathreshold cluster labelling, SPM style (18-connectivity by default).
+"""Suprathreshold clusters, SPM style (18-connectivity by default), and what SPM lists for them.
 
 :func:`find_clusters` labels one statistic map with :func:`scipy.ndimage.label`.
+:func:`cluster_local_maxima` picks the local maxima SPM's results table lists per cluster (the
+peak and up to two more, more than 8 mm apart); :func:`cluster_means` averages images over each
+cluster and :func:`label_fractions` gives the share of each atlas label in each cluster.
 :class:`MaskLattice` sizes clusters of many maps over the same mask quickly (used by the
 permutation test): it works on the suprathreshold voxels only, as a sparse neighbour graph.
 """
@@ -10,7 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -24,7 +27,22 @@ logger = logging.getLogger(__name__)
 
 Connectivity = Literal[6, 18, 26]
 
-__all__ = ["ClusterSet", "MaskLattice", "connectivity_structure", "find_clusters"]
+__all__ = [
+    "SPM_MAXIMA_PER_CLUSTER",
+    "SPM_MIN_MAXIMA_DISTANCE_MM",
+    "ClusterSet",
+    "MaskLattice",
+    "cluster_local_maxima",
+    "cluster_means",
+    "connectivity_structure",
+    "find_clusters",
+    "label_fractions",
+]
+
+#: Local maxima SPM's results table lists per cluster (``spm_list``: "Num").
+SPM_MAXIMA_PER_CLUSTER = 3
+#: Minimum distance between listed maxima of a cluster, mm (``spm_list``: "Dis").
+SPM_MIN_MAXIMA_DISTANCE_MM = 8.0
 
 _RANK = {6: 1, 18: 2, 26: 3}
 
@@ -114,7 +132,11 @@ def find_clusters(
         raise StatsError(msg)
     with np.errstate(invalid="ignore"):
         supra = inside & (stat > threshold)
-    raw, n_found = ndimage.label(supra, structure=connectivity_structure(connectivity))
+    # without an output array, label returns (label image, count)
+    raw, n_found = cast(
+        "tuple[NDArray[np.int32], int]",
+        ndimage.label(supra, structure=connectivity_structure(connectivity)),
+    )
     empty = ClusterSet(
         labels=np.zeros(stat.shape, dtype=np.int32),
         sizes=np.zeros(0, dtype=np.int64),
@@ -148,6 +170,170 @@ def find_clusters(
         threshold=float(threshold),
         connectivity=int(connectivity),
     )
+
+
+def _check_labels(labels: ArrayLike, shape: tuple[int, ...], name: str) -> NDArray[np.int64]:
+    lab = np.asarray(labels)
+    if lab.shape != shape or not np.issubdtype(lab.dtype, np.integer):
+        msg = (
+            f"{name} must be an integer volume of shape {shape}; "
+            f"got dtype {lab.dtype} and shape {lab.shape}."
+        )
+        raise StatsError(msg)
+    return lab.astype(np.int64, copy=False)
+
+
+def cluster_local_maxima(
+    stat_map: ArrayLike,
+    labels: ArrayLike,
+    voxel_size_mm: ArrayLike,
+    *,
+    max_per_cluster: int = SPM_MAXIMA_PER_CLUSTER,
+    min_distance_mm: float = SPM_MIN_MAXIMA_DISTANCE_MM,
+    connectivity: Connectivity = 18,
+) -> tuple[NDArray[np.int64], ...]:
+    """Local maxima listed per cluster, as in SPM's results table.
+
+    A cluster voxel is a local maximum when no neighbour (``connectivity``) in the same
+    cluster has a larger value (SPM's ``spm_max``/``spm_get_lm``). Per cluster the maxima are
+    taken in decreasing order of value: the first is the cluster's peak, and each further one
+    is kept when it is more than ``min_distance_mm`` from every maximum already kept, until
+    ``max_per_cluster`` are kept (SPM's ``spm_list``: 3 maxima more than 8 mm apart). Ties are
+    broken by the C-order voxel index, as in :func:`find_clusters`.
+
+    Parameters
+    ----------
+    stat_map : (X, Y, Z) array_like
+        Statistic image oriented so that the cluster is high (pass ``-t`` for decreases).
+    labels : (X, Y, Z) array_like of int
+        Cluster labels (0 = none, ``1..n_clusters``), e.g. :attr:`ClusterSet.labels`.
+    voxel_size_mm : float or (3,) array_like
+        Voxel size, mm (distances are ``|Δ index| * voxel_size``).
+    max_per_cluster : int
+        Largest number of maxima per cluster (>= 1).
+    min_distance_mm : float
+        Maxima of one cluster must be more than this far apart, mm.
+    connectivity : {6, 18, 26}
+        Neighbourhood of the local-maximum test (SPM: 18).
+
+    Returns
+    -------
+    tuple of (n_k, 3) ndarray of int64
+        Item ``i`` holds the voxel indices of cluster ``i + 1``'s maxima, highest first.
+    """
+    stat = np.asarray(stat_map, dtype=np.float64)
+    if stat.ndim != 3:
+        msg = f"stat_map must be a 3-D array; got shape {stat.shape}."
+        raise StatsError(msg)
+    lab = _check_labels(labels, stat.shape, "labels")
+    voxel = np.asarray(voxel_size_mm, dtype=np.float64).ravel()
+    voxel = np.repeat(voxel, 3) if voxel.size == 1 else voxel
+    if voxel.size != 3 or not np.all(np.isfinite(voxel)) or np.any(voxel <= 0):
+        msg = f"voxel_size_mm must be one or three positive numbers; got {voxel.tolist()}."
+        raise StatsError(msg)
+    if max_per_cluster < 1 or not min_distance_mm >= 0:
+        msg = (
+            "max_per_cluster must be >= 1 and min_distance_mm >= 0; "
+            f"got {max_per_cluster} and {min_distance_mm}."
+        )
+        raise StatsError(msg)
+    n_clusters = int(lab.max(initial=0))
+    if n_clusters == 0:
+        return ()
+    in_cluster = lab > 0
+    values = np.where(in_cluster & np.isfinite(stat), stat, -np.inf)
+    # a neighbour in another cluster cannot touch this one (it would be the same cluster)
+    neighbourhood_max = ndimage.maximum_filter(
+        values, footprint=connectivity_structure(connectivity), mode="constant", cval=-np.inf
+    )
+    flat = np.flatnonzero(in_cluster & (values >= neighbourhood_max) & np.isfinite(values))
+    cluster_of = lab.ravel()[flat]
+    height = values.ravel()[flat]
+    order = np.lexsort((flat, -height, cluster_of))  # by cluster, highest first, then index
+    flat, cluster_of = flat[order], cluster_of[order]
+    starts = np.searchsorted(cluster_of, np.arange(1, n_clusters + 2))
+    result: list[NDArray[np.int64]] = []
+    for c in range(n_clusters):
+        candidates = np.stack(np.unravel_index(flat[starts[c] : starts[c + 1]], stat.shape), 1)
+        kept: list[NDArray[np.int64]] = []
+        for ijk in candidates:
+            far = all(
+                float(np.linalg.norm((ijk - other) * voxel)) > min_distance_mm for other in kept
+            )
+            if far:
+                kept.append(ijk.astype(np.int64))
+                if len(kept) == max_per_cluster:
+                    break
+        result.append(np.array(kept, dtype=np.int64).reshape(-1, 3))
+    return tuple(result)
+
+
+def cluster_means(values: ArrayLike, labels: ArrayLike) -> NDArray[np.float64]:
+    """Average of each image over each cluster's voxels.
+
+    Parameters
+    ----------
+    values : (n, X, Y, Z) array_like
+        Images (e.g. each participant's smoothed BPND map), any units.
+    labels : (X, Y, Z) array_like of int
+        Cluster labels (0 = none, ``1..n_clusters``).
+
+    Returns
+    -------
+    (n, n_clusters) ndarray
+        Mean over the finite voxels of each cluster, in the images' units (NaN when a cluster
+        has no finite voxel in an image).
+    """
+    data = np.asarray(values, dtype=np.float64)
+    if data.ndim != 4:
+        msg = f"values must have shape (n, X, Y, Z); got {data.shape}."
+        raise StatsError(msg)
+    lab = _check_labels(labels, data.shape[1:], "labels")
+    n_clusters = int(lab.max(initial=0))
+    inside = lab > 0
+    idx = lab[inside]
+    out = np.full((data.shape[0], n_clusters), np.nan)
+    for i, image in enumerate(data):
+        vals = image[inside]
+        ok = np.isfinite(vals)
+        total = np.bincount(idx[ok], weights=vals[ok], minlength=n_clusters + 1)[1:]
+        count = np.bincount(idx[ok], minlength=n_clusters + 1)[1:]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[i] = np.where(count > 0, total / count, np.nan)
+    return out
+
+
+def label_fractions(
+    labels: ArrayLike, label_volume: ArrayLike
+) -> tuple[tuple[tuple[int, float], ...], ...]:
+    """Share of each atlas label in each cluster.
+
+    Parameters
+    ----------
+    labels : (X, Y, Z) array_like of int
+        Cluster labels (0 = none, ``1..n_clusters``).
+    label_volume : (X, Y, Z) array_like of int
+        Atlas label image on the same grid (0 = unlabelled).
+
+    Returns
+    -------
+    tuple of tuple of (int, float)
+        Item ``i`` lists ``(label value, fraction of cluster i + 1's voxels)`` pairs, largest
+        share first (ties: lower label value first); the fractions of a cluster sum to 1.
+    """
+    lab = _check_labels(labels, np.shape(labels), "labels")
+    atlas = _check_labels(label_volume, lab.shape, "label_volume")
+    n_clusters = int(lab.max(initial=0))
+    inside = lab > 0
+    pairs, counts = np.unique(np.stack([lab[inside], atlas[inside]]), axis=1, return_counts=True)
+    sizes = np.bincount(lab[inside], minlength=n_clusters + 1)
+    result: list[tuple[tuple[int, float], ...]] = []
+    for c in range(1, n_clusters + 1):
+        sel = pairs[0] == c
+        values, n = pairs[1, sel], counts[sel]
+        order = np.lexsort((values, -n))
+        result.append(tuple((int(values[k]), float(n[k] / sizes[c])) for k in order))
+    return tuple(result)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,16 @@ Conventions (as in SPM):
 - Cluster extents ``k`` given to :func:`p_rf` are in resels; the convenience functions take voxels
   and convert with ``V2R = 1 / prod(fwhm_vox)``.
 
+Agreement with SPM12 (``tests/unit/stats/test_rft.py``, reference numbers produced by SPM12's
+own functions in ``tests/data/rft``): over the 672 tabulated cases the cluster-level P and p,
+Ec, Ek and the peak-level P agree to a relative 2e-8 at most (median 1e-10, the precision of the
+table), ``ec_density`` and ``threshold_fwe`` within the tests' 1e-6; ``resel_counts`` equals
+``spm_resels_vol`` for a box and a sphere at five FWHMs; ``estimate_smoothness`` follows
+``spm_est_smoothness`` voxel by voxel (1e-12 against a re-derivation of its trilinear-sampling
+rule) and, on Gaussian fields smoothed to FWHM 3, 5 and 8 voxels (96^3, 10 scans, 9 df), gives
+3.22, 5.14 and 8.09 voxels: the finite-difference formula's own excess (3.12, 5.07, 8.04 for
+infinitely many scans) plus a small-df part; see :func:`estimate_smoothness`.
+
 References
 ----------
 Worsley KJ, Marrett S, Neelin P, Vandal AC, Friston KJ, Evans AC (1996). A unified statistical
@@ -156,11 +166,11 @@ def ec_density(stat: Stat, t: ArrayLike, df: DegreesOfFreedom) -> NDArray[np.flo
         ec[3] = a**1.5 / (2.0 * math.pi) ** 2 * b * (tt**2 - 1.0)
         return ec
     v = _error_df(df)
-    b = math.exp(special.gammaln((v + 1.0) / 2.0) - special.gammaln(v / 2.0))
+    gamma_ratio = math.exp(special.gammaln((v + 1.0) / 2.0) - special.gammaln(v / 2.0))
     c = (1.0 + tt**2 / v) ** ((1.0 - v) / 2.0)
     ec[0] = _spm_upper_tail("T", tt, v)
     ec[1] = math.sqrt(a) / (2.0 * math.pi) * c
-    ec[2] = a / (2.0 * math.pi) ** 1.5 * c * tt / math.sqrt(v / 2.0) * b
+    ec[2] = a / (2.0 * math.pi) ** 1.5 * c * tt / math.sqrt(v / 2.0) * gamma_ratio
     ec[3] = a**1.5 / (2.0 * math.pi) ** 2 * c * ((v - 1.0) * tt**2 / v - 1.0)
     return ec
 
@@ -558,6 +568,23 @@ def resel_counts(mask: ArrayLike, fwhm_vox: ArrayLike) -> tuple[float, float, fl
 # --------------------------------------------------------------------------------------------
 # Smoothness
 # --------------------------------------------------------------------------------------------
+def _forward_cube(finite: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Voxels whose forward 2x2x2 cube (the voxel and its +x/+y/+z neighbours) is all finite.
+
+    At the last index along an axis the voxel is its own forward neighbour (edge replication),
+    as in SPM's trilinear sampling.
+    """
+    padded = np.pad(finite, ((0, 1), (0, 1), (0, 1)), mode="edge")
+    nx, ny, nz = finite.shape
+    out = finite.copy()
+    for dx in (0, 1):
+        for dy in (0, 1):
+            for dz in (0, 1):
+                if dx or dy or dz:
+                    out &= padded[dx : dx + nx, dy : dy + ny, dz : dz + nz]
+    return out
+
+
 def estimate_smoothness(
     residuals: ArrayLike,
     mask: ArrayLike,
@@ -565,25 +592,38 @@ def estimate_smoothness(
 ) -> NDArray[np.float64]:
     """Smoothness (FWHM, voxels) of standardised residuals, like SPM12's ``spm_est_smoothness``.
 
-    Procedure (Kiebel et al. 1999; Hayasaka et al. 2004), as in SPM12:
+    Procedure (Kiebel et al. 1999; Hayasaka et al. 2004), as SPM12 implements it:
 
-    1. For each scan ``i`` take the standardised residuals ``e_i / sqrt(ResMS)`` and their
-       forward differences along x, y and z. A voxel contributes only when it and its three
-       forward neighbours are in the mask (and the residuals there are finite), so no difference
-       reaches outside the analysis mask.
+    1. SPM samples each standardised residual image ``e_i / sqrt(ResMS)`` (NaN outside the
+       analysis mask) with trilinear interpolation at every mask voxel and takes the gradient of
+       the interpolant: at a voxel centre these are the forward differences along x, y and z.
+       Trilinear sampling touches the whole forward 2x2x2 cube, so a voxel whose cube has a
+       missing (NaN) corner gets a NaN value and is left out of the averages; here: a mask voxel
+       contributes only when all 8 corners of its forward cube are in the mask and finite. At the
+       last index of an axis the voxel is its own neighbour (difference 0), as in SPM.
     2. Per voxel, the roughness matrix is the average over scans of the outer product of the
        gradient, scaled by ``n / dof`` (SPM's df correction: standardised residuals divide by
-       ``sqrt(RSS / dof)``, so their squared gradients over-count by ``n / dof``):
-       ``Λ = (n / dof) · mean_i(∇e_i ∇e_iᵀ)``.
-    3. Per voxel, resels per voxel ``sqrt(det Λ / (4 ln 2)^3)`` and per axis
-       ``sqrt(Λ_aa / (4 ln 2))``; both are averaged over voxels (voxels whose residual sum of
-       squares is below ``sqrt(eps)`` are skipped).
-    4. The global FWHM has components proportional to ``1 / mean(sqrt(Λ_aa / 4 ln 2))`` and is
-       scaled so that ``1 / prod(FWHM)`` equals the mean resels per voxel. For a stationary
-       Gaussian field, ``FWHM_a = sqrt(4 ln 2 / λ_a)`` with ``λ_a`` the variance of the derivative.
+       ``sqrt(RSS / dof)``): ``Λ = (n / dof) · mean_i(∇e_i ∇e_iᵀ)``.
+    3. Per voxel, resels per voxel ``sqrt(det Λ / (4 ln 2)^3)`` (negative determinants count as
+       0) and per axis ``sqrt(Λ_aa / (4 ln 2))``; both are averaged over the contributing voxels
+       whose residual sum of squares is at least ``sqrt(eps)``.
+    4. The global FWHM has components proportional to ``1 / mean(sqrt(Λ_aa / 4 ln 2))``, scaled
+       so that ``1 / prod(FWHM)`` equals the mean resels per voxel. For a stationary Gaussian
+       field, ``FWHM_a = sqrt(4 ln 2 / λ_a)`` with ``λ_a`` the variance of the derivative.
 
-    SPM's optional non-stationary smoothing of the resels-per-voxel image is off by default and
-    not implemented.
+    SPM's optional non-stationary smoothing of the resels-per-voxel image
+    (``stats.rft.nonstat``) is off by default and not implemented.
+
+    Agreement with the documented method (``test_rft.py``, seeded): on stationary Gaussian white
+    noise convolved with a Gaussian of FWHM 3, 5 and 8 voxels (periodic 96^3 field, 10 scans
+    standardised with 9 df, i.e. the residuals of a 10-pair study), the estimates (mean of the
+    three axes) are 3.22, 5.14 and 8.09 voxels: +7.2 %, +2.7 % and +1.1 % above the kernel.
+    Most of it is the finite-difference formula itself: forward differences of a field whose
+    lag-1 correlation is ``rho = exp(-1 / (4 sigma^2))`` give ``sqrt(4 ln 2 / (2 (1 - rho)))``
+    = 3.12, 5.07 and 8.04 voxels for infinitely many scans; the remainder (+3.3 %, +1.4 %,
+    +0.6 %) is the small-df bias of the mean of ``sqrt(det Λ)``, which falls below 1 % with 40
+    scans. SPM12 shares both, as it uses the same formula; a voxel-by-voxel re-derivation of
+    SPM's trilinear sampling (NaN corners, clamped edges) agrees with this function to 1e-12.
 
     Parameters
     ----------
@@ -602,7 +642,7 @@ def estimate_smoothness(
     Raises
     ------
     StatsError
-        When the shapes disagree or no voxel has all three forward neighbours in the mask.
+        When the shapes disagree or no mask voxel has a complete forward 2x2x2 cube in the mask.
     """
     res = np.asarray(residuals, dtype=np.float64)
     inside = np.asarray(mask, dtype=bool)
@@ -617,24 +657,28 @@ def estimate_smoothness(
         raise StatsError(msg)
     n_scans = res.shape[0]
     edf = float(n_scans) if dof is None else float(dof)
+    if n_scans < 1 or not edf > 0:
+        msg = f"need at least one residual image and dof > 0; got n={n_scans}, dof={dof}."
+        raise StatsError(msg)
 
     finite = inside & np.all(np.isfinite(res), axis=0)
-    core = finite[:-1, :-1, :-1]
-    valid = core & finite[1:, :-1, :-1] & finite[:-1, 1:, :-1] & finite[:-1, :-1, 1:]
+    valid = _forward_cube(finite)
     if not valid.any():
         msg = (
-            "cannot estimate smoothness: no mask voxel has its x, y and z forward neighbours "
-            "inside the mask. Use a larger analysis mask."
+            "cannot estimate smoothness: no mask voxel has its forward 2x2x2 cube (the voxel "
+            "and its +x, +y, +z neighbours) inside the mask. Use a larger analysis mask."
         )
         raise StatsError(msg)
 
+    nx, ny, nz = inside.shape
     lam = np.zeros((6, int(valid.sum())), dtype=np.float64)  # xx, yy, zz, xy, xz, yz
     ssq = np.zeros(lam.shape[1], dtype=np.float64)
     for scan in res:
-        centre = scan[:-1, :-1, :-1][valid]
-        dx = scan[1:, :-1, :-1][valid] - centre
-        dy = scan[:-1, 1:, :-1][valid] - centre
-        dz = scan[:-1, :-1, 1:][valid] - centre
+        padded = np.pad(scan, ((0, 1), (0, 1), (0, 1)), mode="edge")
+        centre = scan[valid]
+        dx = padded[1 : nx + 1, :ny, :nz][valid] - centre
+        dy = padded[:nx, 1 : ny + 1, :nz][valid] - centre
+        dz = padded[:nx, :ny, 1 : nz + 1][valid] - centre
         ssq += centre**2
         lam[0] += dx * dx
         lam[1] += dy * dy
@@ -658,7 +702,7 @@ def estimate_smoothness(
     mean_xyz = resel_xyz[:, use].mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         resel = mean_img ** (1.0 / 3.0) * (mean_xyz / np.prod(mean_xyz) ** (1.0 / 3.0))
-        fwhm = 1.0 / resel
+        fwhm: NDArray[np.float64] = 1.0 / resel
     fwhm[~np.isfinite(fwhm)] = np.nan
     logger.debug("estimated smoothness FWHM = %s voxels from %d voxels", fwhm, int(use.sum()))
     return fwhm

@@ -1,4 +1,9 @@
-"""Voxelwise smoothing and paired t-tests on parametric maps (pure functions on arrays).
+"""Voxelwise smoothing, the search mask and paired t-tests on parametric maps (pure functions).
+
+The search volume follows SPM12's ``spm_spm``: a voxel is analysed when it holds a value in
+every scan (the *implicit mask*; for floating-point images SPM's implicit mask is NaN, zeros
+are kept), optionally intersected with a user's explicit mask (voxels > 0). See
+:func:`implicit_mask`.
 
 The paired t-test is the one-sample GLM of SPM on the differences ``challenge - baseline``
 (df = n - 1). By default it applies SPM's variance regularisation for non-fMRI (PET) designs:
@@ -31,6 +36,7 @@ __all__ = [
     "FWHM_PER_SIGMA",
     "SPM_PET_VARIANCE_FRACTION",
     "PairedTResult",
+    "implicit_mask",
     "paired_differences",
     "paired_t",
     "smooth_volume",
@@ -112,6 +118,62 @@ def smooth_volumes(
         msg = f"data_4d must have shape (n, X, Y, Z); got {data.shape}."
         raise StatsError(msg)
     return np.stack([smooth_volume(vol, voxel_size_mm, fwhm_mm) for vol in data])
+
+
+def implicit_mask(
+    baseline: ArrayLike,
+    challenge: ArrayLike,
+    explicit_mask: ArrayLike | None = None,
+) -> NDArray[np.bool_]:
+    """SPM-style search mask: voxels finite in every map, within an optional explicit mask.
+
+    SPM12's ``spm_spm`` analyses a voxel only when every scan has a value there; for
+    floating-point images the missing value is NaN (zeros are data; only integer images, which
+    cannot hold NaN, use 0 as missing). The participant maps of this app are NaN outside each
+    participant's fit mask and field of view, so the implicit mask is the voxels that every
+    participant's baseline and challenge maps cover. An explicit mask, when given, restricts it
+    further to its voxels with a finite value > 0 (SPM's rule for explicit mask images).
+
+    Parameters
+    ----------
+    baseline, challenge : (n, X, Y, Z) array_like
+        One map per subject and session.
+    explicit_mask : (X, Y, Z) array_like, optional
+        User mask on the same grid (bool, or numbers: inside where finite and > 0).
+
+    Returns
+    -------
+    (X, Y, Z) ndarray of bool
+        The search mask.
+
+    Raises
+    ------
+    StatsError
+        When the shapes disagree.
+    """
+    base = np.asarray(baseline)
+    chal = np.asarray(challenge)
+    if base.ndim != 4 or base.shape != chal.shape:
+        msg = (
+            "baseline and challenge must both have shape (n_subjects, X, Y, Z); "
+            f"got {base.shape} and {chal.shape}."
+        )
+        raise StatsError(msg)
+    mask: NDArray[np.bool_] = np.all(np.isfinite(base), axis=0) & np.all(np.isfinite(chal), axis=0)
+    if explicit_mask is not None:
+        explicit = np.asarray(explicit_mask)
+        if explicit.shape != mask.shape:
+            msg = (
+                f"the explicit mask has shape {explicit.shape} but the maps have shape "
+                f"{mask.shape}; resample the mask to the maps' grid."
+            )
+            raise StatsError(msg)
+        if explicit.dtype != np.bool_:
+            values = explicit.astype(np.float64)
+            with np.errstate(invalid="ignore"):
+                explicit = np.isfinite(values) & (values > 0)
+        mask &= explicit
+    return mask
 
 
 @dataclass(frozen=True)

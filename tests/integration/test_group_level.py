@@ -54,7 +54,7 @@ def _study(tmp_path: Path, effect: bool, seed: int) -> tuple[Path, Path]:
     return bids, out
 
 
-def _run_group(bids: Path, out: Path, tmp_path: Path) -> int:
+def _run_group(bids: Path, out: Path, tmp_path: Path, *extra: str) -> int:
     return main(
         [
             str(bids),
@@ -65,8 +65,14 @@ def _run_group(bids: Path, out: Path, tmp_path: Path) -> int:
             "--n-permutations",
             "64",
             "--skip-bids-validation",
+            *extra,
         ]
     )
+
+
+def _cluster_mask(group: Path, measure: str, direction: str) -> np.ndarray:
+    (path,) = group.glob(f"*meas-{measure}_*_desc-{direction}clusters_mask.nii.gz")
+    return np.asarray(nib.load(path).dataobj)
 
 
 def test_planted_dorsal_decrease_is_found(tmp_path: Path) -> None:
@@ -92,12 +98,82 @@ def test_planted_dorsal_decrease_is_found(tmp_path: Path) -> None:
     assert len(t_maps) == 1
     assert np.nanmin(nib.load(t_maps[0]).get_fdata()) < -4
 
+    # SPM-style cluster table: every cluster, flagged, with condition means on smoothed maps
+    assert (clusters.significant == (clusters.p_fwe_rft < 0.05)).all()
+    assert top.significant
+    assert top.challenge_mean < top.baseline_mean
+    assert top.mean_change_pct < 0
+    assert "Caudate" in top.label_shares or "Putamen" in top.label_shares
+    sidecar = json.loads((group / "clusters.json").read_text())
+    assert set(sidecar) == set(clusters.columns)
+    assert "smoothed" in sidecar["baseline_mean"]["Description"]
+    peaks = pd.read_csv(group / "cluster_peaks.tsv", sep="\t")
+    assert peaks.groupby(["measure", "direction", "cluster_id"]).size().max() <= 3
+    first = peaks[peaks["rank"] == 1].merge(clusters, on=["measure", "direction", "cluster_id"])
+    assert len(first) == len(clusters)
+    np.testing.assert_allclose(
+        first[["x_mm", "y_mm", "z_mm"]], first[["peak_x", "peak_y", "peak_z"]]
+    )
+    np.testing.assert_allclose(first["t"], first["peak_t"])
+    for _, maxima in peaks.groupby(["measure", "direction", "cluster_id"]):
+        xyz = maxima[["x_mm", "y_mm", "z_mm"]].to_numpy()
+        gaps = np.linalg.norm(xyz[:, None] - xyz[None], axis=-1)[np.triu_indices(len(xyz), 1)]
+        assert (gaps > 8.0).all()
+    # the cluster-mask images hold the significant clusters only (default)
+    kept = set(np.unique(_cluster_mask(group, "BPND", "decrease"))) - {0}
+    assert kept == set(bp_dec.cluster_id[bp_dec.significant])
+    # both net-change estimators, with their one-sample tests
+    for column in ("net_da_release_roi", "net_rcbf_change", "net_rcbf_change_roi"):
+        assert measures[column].notna().all(), column
+    assert 0.03 < measures.net_da_release_roi.mean() < 0.12
+    net = pd.read_csv(group / "net_change_stats.tsv", sep="\t").set_index("measure")
+    assert net.loc["net_da_release", "estimator"] == "symmetric"
+    assert net.loc["net_da_release_roi", "estimator"] == "roi_mean"
+    assert net.loc["net_da_release", "p"] < 0.05
+    # the search volume: every voxel all participant maps cover (here the app's fit mask)
+    parameters = json.loads((group / "group_parameters.json").read_text())
+    fit_mask = build_roi_atlas(2).analysis_mask
+    assert parameters["search_volume"]["BPND"]["voxels"] == int(fit_mask.sum())
+    assert parameters["search_volume"]["BPND"]["ml"] == pytest.approx(fit_mask.sum() * 0.008)
+
 
 def test_null_study_has_no_significant_cluster(tmp_path: Path) -> None:
     bids, out = _study(tmp_path, effect=False, seed=2)
-    assert _run_group(bids, out, tmp_path) == 0
-    clusters = pd.read_csv(out / "group" / "clusters.tsv", sep="\t")
+    # an explicit mask (the upper half of the grid) and every cluster in the mask images
+    atlas = build_roi_atlas(2)
+    upper = np.zeros(atlas.shape, dtype=np.uint8)
+    upper[:, :, atlas.shape[2] // 2 :] = 1
+    mask_path = tmp_path / "upper_mask.nii.gz"
+    nib.save(nib.Nifti1Image(upper, atlas.affine), mask_path)
+    extra = ("--explicit-mask", str(mask_path), "--cluster-masks", "all")
+    assert _run_group(bids, out, tmp_path, *extra) == 0
+    group = out / "group"
+    clusters = pd.read_csv(group / "clusters.tsv", sep="\t")
     assert not (clusters.p_fwe_rft < 0.05).any()
+    assert not clusters.significant.any()
+    parameters = json.loads((group / "group_parameters.json").read_text())
+    expected = int((atlas.analysis_mask & (upper > 0)).sum())
+    assert parameters["search_volume"]["R1"]["voxels"] == expected
+    assert parameters["explicit_mask"] == str(mask_path)
+    for measure in ("BPND", "R1"):
+        for direction in ("decrease", "increase"):
+            found = clusters[(clusters.measure == measure) & (clusters.direction == direction)]
+            labels = _cluster_mask(group, measure, direction)
+            assert set(np.unique(labels)) - {0} == set(found.cluster_id)
+            assert not labels[:, :, : atlas.shape[2] // 2].any()
+
+
+def test_explicit_mask_on_another_grid_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bids, out = _study(tmp_path, effect=False, seed=3)
+    mask_path = tmp_path / "mask_1mm.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((10, 10, 10), np.uint8), np.eye(4)), mask_path)
+    assert _run_group(bids, out, tmp_path, "--explicit-mask", str(mask_path)) == 1
+    err = capsys.readouterr().err
+    assert "mask_1mm.nii.gz" in err
+    assert "not the group grid" in err
+    assert not (out / "group").exists()
 
 
 def test_too_few_participants_is_a_clear_error(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,15 +11,6 @@ from numpy.typing import NDArray
 from bids_app.stats.voxelwise import smooth_volume
 
 GroupMaker = Callable[..., tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]]
-
-
-@pytest.fixture
-def rft_reference(shared_reference: Path) -> Path:
-    """Folder of SPM12's RFT reference tables (skips when the shared folder is absent)."""
-    folder = shared_reference / "rft"
-    if not folder.is_dir():
-        pytest.skip(f"SPM12 RFT reference tables not found at {folder}")
-    return folder
 
 
 def ellipsoid(shape: tuple[int, int, int], fill: float = 0.9) -> NDArray[np.bool_]:

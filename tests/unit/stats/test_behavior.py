@@ -248,16 +248,25 @@ def test_correlations_match_pearsonr(rng: np.random.Generator) -> None:
             ("net_da_release", "cortisol_change"),
         ],
     )
-    assert list(out.columns) == ["x", "y", "n", "r", "df", "p"]
+    assert list(out.columns) == ["x", "y", "n", "r", "df", "p", "spearman_rho", "spearman_p"]
     assert len(out) == 2  # the pair with an absent column is skipped
     keep = np.arange(10) != 2
     ref = sps.pearsonr(x[keep], y[keep])
     assert out.loc[0, "n"] == 9
     assert out.loc[0, "df"] == 7
-    assert out.loc[0, "r"] == pytest.approx(ref.statistic)
-    assert out.loc[0, "p"] == pytest.approx(ref.pvalue)
-    assert np.isnan(out.loc[1, "r"])
-    assert np.isnan(out.loc[1, "p"])
+    assert out.loc[0, "r"] == pytest.approx(ref.statistic, rel=1e-12)
+    assert out.loc[0, "p"] == pytest.approx(ref.pvalue, rel=1e-12)
+    # the hand formula (t with n - 2 df) gives the same p
+    r = ref.statistic
+    t = r * np.sqrt(7 / (1 - r * r))
+    assert out.loc[0, "p"] == pytest.approx(2 * sps.t.sf(abs(t), 7), rel=1e-9)
+    rho = sps.spearmanr(x[keep], y[keep])
+    assert out.loc[0, "spearman_rho"] == pytest.approx(rho.statistic, rel=1e-12)
+    assert out.loc[0, "spearman_p"] == pytest.approx(rho.pvalue, rel=1e-12)
+    # Spearman is the Pearson correlation of the ranks
+    ranks = sps.rankdata(x[keep]), sps.rankdata(y[keep])
+    assert out.loc[0, "spearman_rho"] == pytest.approx(np.corrcoef(*ranks)[0, 1], rel=1e-12)
+    assert out.loc[[1], ["r", "p", "spearman_rho", "spearman_p"]].isna().all(axis=None)
 
 
 def test_analyze_behavior_end_to_end(rng: np.random.Generator) -> None:

@@ -7,7 +7,14 @@ import pytest
 from scipy import ndimage
 
 from bids_app.errors import StatsError
-from bids_app.stats.clusters import MaskLattice, connectivity_structure, find_clusters
+from bids_app.stats.clusters import (
+    MaskLattice,
+    cluster_local_maxima,
+    cluster_means,
+    connectivity_structure,
+    find_clusters,
+    label_fractions,
+)
 
 SHAPE = (7, 8, 9)
 
@@ -108,3 +115,97 @@ def test_mask_lattice_does_not_wrap_around_edges() -> None:
     assert sorted(lattice.cluster_sizes(supra[mask]).tolist()) == [1, 1]
     assert lattice.max_cluster_size(np.zeros(64, dtype=bool)) == 0
     assert lattice.n_voxels == 64
+
+
+# ----------------------------------------------------------------------------------------------
+# What SPM's table lists per cluster
+# ----------------------------------------------------------------------------------------------
+def _bumps(
+    shape: tuple[int, int, int], bumps: list[tuple[tuple[int, int, int], float]]
+) -> np.ndarray:
+    grid = np.indices(shape, dtype=np.float64)
+    image = np.zeros(shape)
+    for centre, height in bumps:
+        d2 = sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True))
+        image = np.maximum(image, height * np.exp(-d2 / (2 * 1.5**2)))
+    return image
+
+
+def test_local_maxima_follow_spm_list_rules() -> None:
+    # one ridge cluster with five bumps along x; voxels of 2 mm, so 8 mm = 4 voxels
+    shape = (40, 12, 12)
+    bumps = [((6, 6, 6), 5.0), ((9, 6, 6), 4.8), ((16, 6, 6), 4.5), ((24, 6, 6), 4.0),
+             ((31, 6, 6), 4.2)]  # fmt: skip
+    stat = _bumps(shape, bumps)
+    # join them into one cluster with a ridge that falls away from every bump (no new maxima)
+    x, y, z = np.indices(shape)
+    near = np.min([np.abs(x - c[0][0]) for c in bumps], axis=0)
+    ridge = 2.0 - 0.05 * near - 0.1 * (np.abs(y - 6) + np.abs(z - 6))
+    box = (x >= 5) & (x <= 32) & (np.abs(y - 6) <= 1) & (np.abs(z - 6) <= 1)
+    stat = np.where(box, np.maximum(stat, ridge), stat)
+    found = find_clusters(stat, _full_mask(shape), 1.0)
+    assert found.n_clusters == 1
+    (maxima,) = cluster_local_maxima(stat, found.labels, 2.0)
+    # (9, 6, 6) is only 6 mm from the peak: skipped; then 4.5, then 4.2 (4.0 is the 4th)
+    assert [tuple(m) for m in maxima] == [(6, 6, 6), (16, 6, 6), (31, 6, 6)]
+    assert tuple(maxima[0]) == tuple(found.peak_indices[0])
+    # 1 mm voxels: 24 is exactly 8 mm from 16, and SPM keeps only maxima MORE than 8 mm apart
+    (one_mm,) = cluster_local_maxima(stat, found.labels, 1.0, min_distance_mm=8.0)
+    assert [tuple(m) for m in one_mm] == [(6, 6, 6), (16, 6, 6), (31, 6, 6)]
+    # no distance rule: the three highest local maxima
+    (close,) = cluster_local_maxima(stat, found.labels, 2.0, min_distance_mm=0.0)
+    assert [tuple(m) for m in close] == [(6, 6, 6), (9, 6, 6), (16, 6, 6)]
+    (five,) = cluster_local_maxima(stat, found.labels, 2.0, max_per_cluster=5)
+    assert [tuple(m) for m in five] == [(6, 6, 6), (16, 6, 6), (31, 6, 6), (24, 6, 6)]
+    # anisotropic voxels: distances use each axis' size
+    (aniso,) = cluster_local_maxima(stat, found.labels, [3.0, 1.0, 1.0])
+    assert [tuple(m) for m in aniso] == [(6, 6, 6), (9, 6, 6), (16, 6, 6)]
+
+
+def test_local_maxima_per_cluster_and_plateaus() -> None:
+    stat = np.zeros(SHAPE)
+    stat[1:3, 1:3, 1:3] = 2.0  # a plateau: every voxel is a local maximum, one is listed first
+    stat[5, 5, 5] = 3.0
+    found = find_clusters(stat, _full_mask(), 1.0)
+    maxima = cluster_local_maxima(stat, found.labels, 2.0)
+    assert len(maxima) == 2
+    assert [tuple(m) for m in maxima[0]] == [(1, 1, 1)]  # plateau (size 8) is cluster 1
+    assert [tuple(m) for m in maxima[1]] == [(5, 5, 5)]
+    assert cluster_local_maxima(stat, np.zeros(SHAPE, dtype=np.int32), 2.0) == ()
+    with pytest.raises(StatsError, match="integer volume"):
+        cluster_local_maxima(stat, found.labels.astype(float), 2.0)
+    with pytest.raises(StatsError, match="voxel_size_mm"):
+        cluster_local_maxima(stat, found.labels, [2.0, 0.0, 2.0])
+    with pytest.raises(StatsError, match="max_per_cluster"):
+        cluster_local_maxima(stat, found.labels, 2.0, max_per_cluster=0)
+
+
+def test_cluster_means_average_each_image_over_each_cluster() -> None:
+    labels = np.zeros(SHAPE, dtype=np.int32)
+    labels[0, 0, :3] = 1
+    labels[4, 4, 4] = 2
+    values = np.stack([np.arange(np.prod(SHAPE), dtype=float).reshape(SHAPE)] * 2)
+    values[1] *= 2.0
+    values[1, 0, 0, 0] = np.nan  # a missing voxel does not count
+    got = cluster_means(values, labels)
+    first = values[0, 0, 0, :3].mean()
+    np.testing.assert_allclose(got[0], [first, values[0, 4, 4, 4]])
+    np.testing.assert_allclose(got[1], [2.0 * values[0, 0, 0, 1:3].mean(), values[1, 4, 4, 4]])
+    assert cluster_means(values, np.zeros(SHAPE, dtype=np.int32)).shape == (2, 0)
+    with pytest.raises(StatsError, match=r"\(n, X, Y, Z\)"):
+        cluster_means(values[0], labels)
+
+
+def test_label_fractions_are_shares_of_each_cluster() -> None:
+    labels = np.zeros(SHAPE, dtype=np.int32)
+    labels[0, 0, :4] = 1
+    labels[3, 3, :2] = 2
+    atlas = np.zeros(SHAPE, dtype=np.int16)
+    atlas[0, 0, :3] = 77
+    atlas[3, 3, :2] = 5
+    atlas[0, 0, 3] = 0  # unlabelled voxel
+    shares = label_fractions(labels, atlas)
+    assert shares == (((77, 0.75), (0, 0.25)), ((5, 1.0),))
+    assert label_fractions(np.zeros(SHAPE, dtype=np.int32), atlas) == ()
+    with pytest.raises(StatsError, match="label_volume"):
+        label_fractions(labels, atlas[:-1])

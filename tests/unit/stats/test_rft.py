@@ -15,17 +15,13 @@ from bids_app.errors import StatsError
 from bids_app.stats import rft
 from bids_app.stats.voxelwise import smooth_volume
 
-# Tables are parametrised at collection time; the tests themselves use the ``rft_reference``
-# fixture, which skips when ../shared/reference is absent.
-_RFT_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "rft"
+# SPM12's own numbers, copied into tests/data/reference/rft (see its README for the source)
+RFT_DIR = Path(__file__).resolve().parents[2] / "data" / "reference" / "rft"
 RTOL = 1e-6
 
 
 def _rows(name: str) -> list[dict[str, str]]:
-    path = _RFT_DIR / name
-    if not path.is_file():
-        return []
-    with path.open(newline="") as handle:
+    with (RFT_DIR / name).open(newline="") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -67,7 +63,7 @@ def _threshold_groups() -> list[
 # SPM12 tables
 # ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("row", P_RF_ROWS, ids=[r["case"] for r in P_RF_ROWS])
-def test_p_rf_matches_spm12_table(rft_reference: Path, row: dict[str, str]) -> None:
+def test_p_rf_matches_spm12_table(row: dict[str, str]) -> None:
     df = (_f(row, "df1"), _f(row, "df2"))
     stat = row["STAT"]
     resels = _resels(row)
@@ -100,7 +96,6 @@ THRESHOLD_GROUPS = _threshold_groups()
     ids=[f"{g[0]}{g[1][1]:g}-R3={g[2][3]:.0f}-S={g[3]}" for g in THRESHOLD_GROUPS],
 )
 def test_threshold_fwe_matches_spm_uc(
-    rft_reference: Path,
     stat: str,
     df: tuple[float, float],
     resels: tuple[float, ...],
@@ -114,7 +109,7 @@ def test_threshold_fwe_matches_spm_uc(
 
 
 @pytest.mark.parametrize("row", EC_ROWS, ids=[f"{r['STAT']}{r['df2']}-t{r['t']}" for r in EC_ROWS])
-def test_ec_density_matches_spm12_table(rft_reference: Path, row: dict[str, str]) -> None:
+def test_ec_density_matches_spm12_table(row: dict[str, str]) -> None:
     got = rft.ec_density(row["STAT"], [_f(row, "t")], (_f(row, "df1"), _f(row, "df2")))  # type: ignore[arg-type]
     expected = [_f(row, f"EC{i}") for i in range(4)]
     assert got.shape == (4, 1)
@@ -124,7 +119,7 @@ def test_ec_density_matches_spm12_table(rft_reference: Path, row: dict[str, str]
 @pytest.mark.parametrize(
     "row", RESELS_ROWS, ids=[f"{r['shape']}{r['size']}-fwhm{r['fwhm_x']}" for r in RESELS_ROWS]
 )
-def test_resels_analytic_match_spm12_table(rft_reference: Path, row: dict[str, str]) -> None:
+def test_resels_analytic_match_spm12_table(row: dict[str, str]) -> None:
     fwhm = [_f(row, k) for k in ("fwhm_x", "fwhm_y", "fwhm_z")]
     if row["shape"] == "B":
         got = rft.resels_box(fwhm, [float(s) for s in row["size"].split("x")])
@@ -138,9 +133,9 @@ def test_resels_analytic_match_spm12_table(rft_reference: Path, row: dict[str, s
     RESELS_VOL_ROWS,
     ids=[f"{r['mask'].split('_')[0]}-fwhm{r['fwhm_x_vox']}" for r in RESELS_VOL_ROWS],
 )
-def test_resel_counts_match_spm_resels_vol(rft_reference: Path, row: dict[str, str]) -> None:
+def test_resel_counts_match_spm_resels_vol(row: dict[str, str]) -> None:
     nib = pytest.importorskip("nibabel")
-    img = nib.load(rft_reference / "masks" / f"{row['mask']}.gz")
+    img = nib.load(RFT_DIR / "masks" / f"{row['mask']}.gz")
     data = np.asarray(img.dataobj)
     assert data.shape == (int(row["dim_x"]), int(row["dim_y"]), int(row["dim_z"]))
     got = rft.resel_counts(data, _fwhm(row))
@@ -321,10 +316,103 @@ def test_estimate_smoothness_of_white_noise_smoothed_by_smooth_volume(
     )
 
 
+FIELD_SHAPE = (96, 96, 96)
+
+
+@pytest.fixture(scope="module")
+def white_noise_spectrum() -> np.ndarray:
+    """Spectrum of 10 white-noise volumes of 96^3 voxels (shared by the smoothness tests)."""
+    noise = np.random.default_rng(96).standard_normal((10, *FIELD_SHAPE))
+    return np.fft.rfftn(noise, axes=(1, 2, 3))
+
+
+def _periodic_gaussian_fields(spectrum: np.ndarray, fwhm_vox: float) -> np.ndarray:
+    """Stationary fields: the white noise convolved (periodically) with a Gaussian kernel."""
+    sigma = fwhm_vox / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    shape = FIELD_SHAPE
+    freqs = (np.fft.fftfreq(shape[0]), np.fft.fftfreq(shape[1]), np.fft.rfftfreq(shape[2]))
+    gain = [np.exp(-2.0 * (math.pi * f * sigma) ** 2) for f in freqs]
+    transfer = gain[0][:, None, None] * gain[1][None, :, None] * gain[2][None, None, :]
+    return np.fft.irfftn(spectrum * transfer, s=shape, axes=(1, 2, 3))
+
+
+@pytest.mark.parametrize(
+    ("fwhm_vox", "tolerance_nominal"), [(3.0, 0.08), (5.0, 0.04), (8.0, 0.02)]
+)
+def test_estimate_smoothness_of_a_known_gaussian_field(
+    white_noise_spectrum: np.ndarray, fwhm_vox: float, tolerance_nominal: float
+) -> None:
+    # 10 scans standardised with 9 df: the residuals of a 10-pair paired t-test
+    fields = _periodic_gaussian_fields(white_noise_spectrum, fwhm_vox)
+    resid = fields - fields.mean(axis=0)
+    res = resid / np.sqrt((resid**2).sum(axis=0) / 9)
+    mask = np.zeros(FIELD_SHAPE, dtype=bool)
+    mask[2:-2, 2:-2, 2:-2] = True
+    got = rft.estimate_smoothness(res, mask, dof=9)
+    # what forward differences measure on the lattice: lag-1 correlation exp(-1 / (4 sigma^2))
+    sigma = fwhm_vox / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    rho = math.exp(-1.0 / (4.0 * sigma**2))
+    lattice = math.sqrt(4.0 * math.log(2.0) / (2.0 * (1.0 - rho)))
+    np.testing.assert_allclose(got, lattice, rtol=0.04)
+    np.testing.assert_allclose(got, fwhm_vox, rtol=tolerance_nominal)
+    assert np.all(got > fwhm_vox)  # SPM's estimator errs on the smooth side at low FWHM
+
+
+def _trilinear_sample_with_gradient(
+    image: np.ndarray, i: int, j: int, k: int
+) -> tuple[float, float, float, float]:
+    """Value and gradient of the trilinear interpolant of ``image`` at voxel centre (i, j, k).
+
+    Written from the definition: the interpolant on the cell [i, i+1] x [j, j+1] x [k, k+1]
+    is the weighted sum of its 8 corners with weights (1 - f) or f per axis (f = 0 here); its
+    partial derivative along x swaps that axis's weights for -1 / +1. Corner indices beyond the
+    last voxel are clamped, and every corner enters the sums (0 * NaN is NaN, as in IEEE).
+    """
+    last = np.asarray(image.shape) - 1
+    weight = {0: 1.0, 1: 0.0}  # (1 - f, f) at f = 0
+    slope = {0: -1.0, 1: 1.0}
+    value = gx = gy = gz = 0.0
+    for a, b, c in itertools.product((0, 1), repeat=3):
+        corner = image[min(i + a, last[0]), min(j + b, last[1]), min(k + c, last[2])]
+        value += weight[a] * weight[b] * weight[c] * corner
+        gx += slope[a] * weight[b] * weight[c] * corner
+        gy += weight[a] * slope[b] * weight[c] * corner
+        gz += weight[a] * weight[b] * slope[c] * corner
+    return value, gx, gy, gz
+
+
+def test_estimate_smoothness_follows_spm_sampling_rule_voxel_by_voxel(
+    rng: np.random.Generator,
+) -> None:
+    # an irregular mask touching the image border, residuals NaN outside it (as SPM writes them)
+    shape = (9, 10, 11)
+    mask = ndimage.gaussian_filter(rng.standard_normal(shape), 1.2) > -0.05
+    mask[-1, 3:7, 2:9] = True  # voxels on the last x plane: their x difference is 0
+    n, dof = 6, 5
+    res = rng.standard_normal((n, *shape))
+    res[:, ~mask] = np.nan
+    # reference: SPM's procedure written out voxel by voxel
+    lam_rows, ssq_rows = [], []
+    for i, j, k in zip(*np.nonzero(mask), strict=True):
+        samples = np.array([_trilinear_sample_with_gradient(r, i, j, k) for r in res])
+        value, grad = samples[:, 0], samples[:, 1:]
+        ssq_rows.append(np.sum(value**2))
+        lam_rows.append(grad.T @ grad / n * (n / dof))
+    lam = np.array(lam_rows)
+    ssq = np.array(ssq_rows)
+    use = ~np.isnan(ssq) & (ssq >= math.sqrt(np.finfo(float).eps))
+    four_ln2 = 4.0 * math.log(2.0)
+    resel_img = np.sqrt(np.maximum(np.linalg.det(lam[use]), 0.0) / four_ln2**3).mean()
+    resel_xyz = np.sqrt(np.diagonal(lam[use], axis1=1, axis2=2) / four_ln2).mean(axis=0)
+    expected = 1.0 / (resel_img ** (1 / 3) * resel_xyz / np.prod(resel_xyz) ** (1 / 3))
+    assert 0 < use.sum() < mask.sum()  # some mask voxels lack a complete forward cube
+    np.testing.assert_allclose(rft.estimate_smoothness(res, mask, dof=dof), expected, rtol=1e-12)
+
+
 def test_estimate_smoothness_rejects_unusable_input() -> None:
     with pytest.raises(StatsError, match="shape"):
         rft.estimate_smoothness(np.zeros((3, 4, 4, 4)), np.ones((4, 4, 5), bool))
-    sparse = np.zeros((5, 5, 5), dtype=bool)
+    sparse = np.zeros((6, 6, 6), dtype=bool)
     sparse[::2, ::2, ::2] = True
-    with pytest.raises(StatsError, match="forward neighbours"):
-        rft.estimate_smoothness(np.ones((3, 5, 5, 5)), sparse)
+    with pytest.raises(StatsError, match="forward 2x2x2 cube"):
+        rft.estimate_smoothness(np.ones((3, 6, 6, 6)), sparse)

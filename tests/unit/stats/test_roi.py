@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 import pandas as pd
 import pytest
+import striatum_sim as sim
 from scipy import stats as sps
 
 from bids_app.errors import StatsError
@@ -12,6 +15,8 @@ from bids_app.stats.roi import (
     DEFAULT_BASELINE_FLOOR,
     ROI_STATS_COLUMNS,
     CorrectionFamily,
+    NetMethod,
+    describe_net_change,
     dorsal_vs_ventral_test,
     net_da_release,
     net_rcbf_change,
@@ -189,22 +194,52 @@ def _toy_maps() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return baseline, challenge, mask
 
 
-def test_net_da_release_toy_map_voxelwise_and_roi_mean() -> None:
+def test_net_da_release_toy_map_all_methods() -> None:
     baseline, challenge, mask = _toy_maps()
     res = net_da_release(baseline, challenge, mask)
-    # valid voxels: (2 - 1.8) / 2 = 0.1 and (1 - 0.9) / 1 = 0.1
-    assert res.value == pytest.approx(0.1)
-    assert (res.n_voxels, res.n_excluded, res.method) == (2, 2, "voxelwise")
+    # valid voxels (session mean > 0.1): (2, 1.8) and (1, 0.9), both a 10 % release
+    assert res.value == pytest.approx(0.1, rel=1e-12)
+    assert (res.n_voxels, res.n_excluded, res.method) == (2, 2, "symmetric")
+    literal = net_da_release(baseline, challenge, mask, method="voxel_ratio")
+    assert literal.value == pytest.approx(0.1)
+    assert (literal.n_voxels, literal.method) == (2, "voxel_ratio")
     roi = net_da_release(baseline, challenge, mask, method="roi_mean")
     # finite voxels in both sessions: baseline 2 + 1 + 0.05, challenge 1.8 + 0.9 + 0.01
     assert roi.value == pytest.approx((3.05 - 2.71) / 3.05)
     assert roi.n_voxels == 3
     rcbf = net_rcbf_change(baseline, challenge, mask)
-    assert rcbf.value == pytest.approx(-0.1)
+    assert rcbf.value == pytest.approx(-0.1, rel=1e-12)
     rel = relative_change_voxelwise(baseline, challenge, mask, "decrease")
     assert np.count_nonzero(np.isfinite(rel)) == 2
     assert np.isnan(rel[1]).all()  # outside the mask
     assert DEFAULT_BASELINE_FLOOR == pytest.approx(0.1)
+
+
+def test_symmetric_net_change_is_the_voxel_mean_on_noise_free_maps() -> None:
+    # two voxels releasing 5 % and 25 %: the mean voxel release is 15 %
+    baseline = np.array([2.0, 3.0, 2.5, 2.5]).reshape(1, 2, 2)
+    release = np.array([0.05, 0.25, 0.05, 0.25]).reshape(1, 2, 2)
+    mask = np.ones((1, 2, 2), dtype=bool)
+    res = net_da_release(baseline, baseline * (1 - release), mask)
+    s = 2 * release / (2 - release)  # each voxel's symmetric change
+    assert res.value == pytest.approx(2 * s.mean() / (2 + s.mean()), rel=1e-12)
+    # averaging s before the (curved) back-transform departs from the voxel mean by about
+    # 0.4 Var_v(s): here 0.0055 for releases as different as 5 % and 25 %
+    assert res.value - 0.15 == pytest.approx(0.4 * s.var(), rel=0.05)
+    increase = net_rcbf_change(baseline, baseline * (1 + release), mask)
+    s_up = 2 * release / (2 + release)
+    assert increase.value == pytest.approx(2 * s_up.mean() / (2 - s_up.mean()), rel=1e-12)
+    # one release everywhere: exact
+    uniform = net_da_release(baseline, 0.88 * baseline, mask)
+    assert uniform.value == pytest.approx(0.12, rel=1e-12)
+    # the voxel selection is symmetric in the sessions: the SESSION MEAN must exceed the floor
+    low_b, low_c = np.array([[[0.15, 2.0]]]), np.array([[[0.04, 1.8]]])
+    pair = np.ones((1, 1, 2), dtype=bool)
+    symmetric = net_da_release(low_b, low_c, pair)
+    assert (symmetric.n_voxels, symmetric.value) == (1, pytest.approx(0.1, rel=1e-12))
+    assert net_da_release(low_b, low_c, pair, method="voxel_ratio").n_voxels == 2
+    with pytest.raises(StatsError, match="'symmetric', 'roi_mean', 'voxel_ratio'"):
+        net_da_release(baseline, baseline, mask, method="smoothed")  # type: ignore[arg-type]
 
 
 def test_net_change_errors_and_empty_valid_set() -> None:
@@ -236,3 +271,83 @@ def test_roi_participant_measures_fractions() -> None:
     assert out.loc["02", "dorsal_da_release"] == pytest.approx(0.0)
     assert out.loc["01", "pituitary_r1_change"] == pytest.approx(0.25)
     assert out.loc["02", "pituitary_r1_change"] == pytest.approx(-0.1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Noise bias of the net-release estimators on simulated maps (see striatum_sim)
+# ----------------------------------------------------------------------------------------------
+N_PAIRS = 20  # antithetic noise pairs: the linear noise terms cancel within each pair
+
+
+@pytest.fixture(scope="module")
+def toy_study() -> tuple[sim.ToyStriatum, np.ndarray]:
+    """The toy striatum and 2 x N_PAIRS unit-SD noise fields (4 mm FWHM), built once."""
+    return sim.toy_striatum(), sim.unit_noise(np.random.default_rng(2024), 2 * N_PAIRS, 4.0)
+
+
+def _bias(
+    anatomy: sim.ToyStriatum,
+    noise: np.ndarray,
+    release: np.ndarray,
+    cov: float,
+    method: str,
+) -> tuple[float, float]:
+    """Mean error of ``method`` (and its standard error) against the noise-free truth.
+
+    The truth is the CONTRACT's definition on the noise-free (partial-volume blurred) maps:
+    the mean over striatal voxels of (BP_b - BP_c) / BP_b.
+    """
+    striatum = anatomy.striatum
+    b0, c0 = sim.noise_free_maps(anatomy, release)
+    truth = net_da_release(b0, c0, striatum, method="voxel_ratio").value
+    sd = cov * float(b0[striatum].mean())
+    pair_means = []
+    for k in range(N_PAIRS):
+        values = [
+            net_da_release(
+                b0 + sign * sd * noise[2 * k],
+                c0 + sign * sd * noise[2 * k + 1],
+                striatum,
+                method=method,  # type: ignore[arg-type]
+            ).value
+            for sign in (1.0, -1.0)
+        ]
+        pair_means.append(np.mean(values))
+    errors = np.asarray(pair_means) - truth
+    return float(errors.mean()), float(errors.std(ddof=1) / np.sqrt(N_PAIRS))
+
+
+@pytest.mark.parametrize("cov", [0.05, 0.10, 0.20])
+@pytest.mark.parametrize("pattern", ["dorsal", "null"])
+def test_net_da_release_is_unbiased_by_voxel_noise(
+    toy_study: tuple[sim.ToyStriatum, np.ndarray], cov: float, pattern: str
+) -> None:
+    anatomy, noise = toy_study
+    # the example study's pattern: 11.5 % release in caudate and putamen, none ventrally
+    release = np.where(anatomy.dorsal, 0.115, 0.0) if pattern == "dorsal" else np.zeros(sim.SHAPE)
+    bias, se = _bias(anatomy, noise, release, cov, "symmetric")
+    assert se < 0.001  # the simulation resolves biases well below the bound
+    assert abs(bias) <= (0.003 if pattern == "dorsal" else 0.0015)
+    # the ratio of striatal means has no noise bias either, only its BPND weighting (+0.004
+    # for a dorsal-only release, which weights the high-BPND dorsal voxels more)
+    roi_bias, _ = _bias(anatomy, noise, release, cov, "roi_mean")
+    assert roi_bias == pytest.approx(0.004 if pattern == "dorsal" else 0.0, abs=0.001)
+    # the literal mean of voxel ratios: -(c/b) CV^2 per voxel, 6 points at 20 % COV
+    literal, _ = _bias(anatomy, noise, release, cov, "voxel_ratio")
+    assert literal < -0.5 * cov**2
+    assert literal == pytest.approx(-1.5 * cov**2, rel=0.25)
+
+
+def test_every_net_method_has_a_quotable_definition() -> None:
+    for method in typing.get_args(NetMethod):
+        release = describe_net_change(method, "decrease", "BPND")
+        rcbf = describe_net_change(method, "increase", "R1")
+        assert "BPND_baseline - " in release
+        assert "R1_challenge - " in rcbf
+    assert describe_net_change("roi_mean", "decrease", "BPND") == (
+        "(mean BPND_baseline - mean BPND_challenge) / mean BPND_baseline over the striatal "
+        "voxels finite in both sessions (ratio of regional means; unsmoothed maps)"
+    )
+    assert "2 s_mean / (2 - s_mean)" in describe_net_change("symmetric", "increase", "R1")
+    with pytest.raises(StatsError, match="method must be one of"):
+        describe_net_change("median", "decrease", "BPND")  # type: ignore[arg-type]

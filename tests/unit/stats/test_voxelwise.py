@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from bids_app.errors import StatsError
-from bids_app.stats.voxelwise import paired_t, smooth_volume, smooth_volumes
+from bids_app.stats.voxelwise import implicit_mask, paired_t, smooth_volume, smooth_volumes
 
 SHAPE = (7, 8, 9)
 
@@ -176,3 +176,40 @@ def test_paired_t_rejects_bad_input(rng: np.random.Generator) -> None:
         paired_t(base[:1], chal[:1], mask)
     with pytest.raises(StatsError, match="empty"):
         paired_t(base, chal, np.zeros(SHAPE, dtype=bool))
+
+
+# ----------------------------------------------------------------------------------------------
+# implicit_mask (SPM's search volume)
+# ----------------------------------------------------------------------------------------------
+def test_implicit_mask_keeps_voxels_finite_in_every_map(rng: np.random.Generator) -> None:
+    base = rng.normal(2.0, 0.1, size=(4, *SHAPE))
+    chal = rng.normal(2.0, 0.1, size=(4, *SHAPE))
+    base[:, 0] = np.nan  # outside everyone's field of view
+    base[2, 3, 4, 5] = np.nan  # one participant's baseline fit failed here
+    chal[1, 5, 5, 5] = np.inf
+    chal[3, 6, 7, 8] = 0.0  # zero is a value for floating-point maps (SPM: NaN is missing)
+    mask = implicit_mask(base, chal)
+    assert mask.dtype == np.bool_
+    assert not mask[0].any()
+    assert not mask[3, 4, 5]
+    assert not mask[5, 5, 5]
+    assert mask[6, 7, 8]
+    assert mask.sum() == np.prod(SHAPE) - SHAPE[1] * SHAPE[2] - 2
+
+
+def test_implicit_mask_within_an_explicit_mask(rng: np.random.Generator) -> None:
+    base = rng.normal(size=(3, *SHAPE))
+    chal = rng.normal(size=(3, *SHAPE))
+    base[1, 2, 2, 2] = np.nan
+    explicit = np.zeros(SHAPE)
+    explicit[1:5, 1:6, 1:7] = 1.0
+    explicit[1, 1, 1] = np.nan  # NaN and values <= 0 in a mask image are outside (SPM: > 0)
+    explicit[1, 1, 2] = -1.0
+    expected = explicit > 0
+    expected[2, 2, 2] = False
+    np.testing.assert_array_equal(implicit_mask(base, chal, explicit), expected)
+    np.testing.assert_array_equal(implicit_mask(base, chal, explicit > 0), expected)
+    with pytest.raises(StatsError, match="explicit mask has shape"):
+        implicit_mask(base, chal, explicit[:-1])
+    with pytest.raises(StatsError, match="n_subjects"):
+        implicit_mask(base, chal[:2])
