@@ -31,7 +31,7 @@ from bids_app.pipelines.executor import map_tasks
 from bids_app.pipelines.participant_run import ParticipantOutcome, process_participant
 
 LOGGER = logging.getLogger(__name__)
-SUMMARY_COLUMNS = ["participant_id", "session_id", "status", "message"]
+SUMMARY_COLUMNS = ["participant_id", "session_id", "status", "message", "qc", "elapsed_s"]
 
 
 @dataclass(frozen=True)
@@ -201,6 +201,8 @@ def update_summary(path: Path, outcomes: list[ParticipantOutcome]) -> None:
             "session_id": f"ses-{session}" if session else "n/a",
             "status": o.status,
             "message": o.message,
+            "qc": o.qc.summary() if o.qc is not None else "n/a",
+            "elapsed_s": round(o.elapsed_s, 1) if o.status == "success" else "n/a",
         }
         for o in outcomes
         for session in (o.sessions or ("",))

@@ -26,6 +26,7 @@ from bids_app.pipelines.session_model import (
 )
 from bids_app.preproc.motion import MotionEstimate
 from bids_app.preproc.registration import Normalisation
+from bids_app.qc import QcVerdict
 from bids_app.report.data import ParticipantReport, Provenance, SessionReport
 from bids_app.roi.atlas import RoiAtlas
 
@@ -132,6 +133,7 @@ def participant_report(
     norm: Normalisation,
     outputs: list[str],
     provenance: Provenance,
+    qc: QcVerdict,
 ) -> ParticipantReport:
     """The contents of ``sub-<p>.html``."""
     template = np.asarray(template_img.dataobj, dtype=np.float64)
@@ -180,4 +182,5 @@ def participant_report(
         warnings=[w for *_, fit in sessions for w in fit.warnings],
         errors=[],
         provenance=provenance,
+        qc=qc,
     )

@@ -50,6 +50,7 @@ from bids_app.outputs.names import ROLES, Space, logs_dir, report_name
 from bids_app.outputs.publish import describe_os_error, publish
 from bids_app.pipelines.common import RESOLUTION_MM, load_atlas, now_iso, provenance
 from bids_app.pipelines.participant_outputs import participant_report, write_session_outputs
+from bids_app.pipelines.qc import participant_qc
 from bids_app.pipelines.session_model import (
     SessionFit,
     SessionK2Prime,
@@ -68,6 +69,7 @@ from bids_app.preproc.registration import (
     normalise_to_template,
     resample_to_template,
 )
+from bids_app.qc import QcVerdict
 from bids_app.report.render import render_participant
 from bids_app.roi.atlas import RoiAtlas
 from bids_app.roi.pet_template import load_pet_template
@@ -89,6 +91,7 @@ class ParticipantOutcome:
     outputs: tuple[str, ...] = ()
     elapsed_s: float = 0.0
     timings: tuple[StageTiming, ...] = field(default_factory=tuple)
+    qc: QcVerdict | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,11 @@ def process_participant(
                         subject,
                     )
                     return ParticipantOutcome(
-                        subject, "skipped", "outputs already complete", sessions
+                        subject,
+                        "skipped",
+                        "outputs already complete",
+                        sessions,
+                        qc=QcVerdict.from_json(previous.qc),
                     )
                 LOGGER.info(
                     "sub-%s: recomputing: %s",
@@ -390,6 +397,9 @@ def _process(
             fit,
         )
     norm: Normalisation = runner.result("normalisation")
+    qc = participant_qc({role: (scans[role].session, results[role][0]) for role in ROLES}, norm)
+    if qc.status != "pass":
+        LOGGER.warning("sub-%s: QC %s", subject, qc.summary())
 
     template_img = load_template(RESOLUTION_MM)
     atlas = load_atlas(config, template_img)
@@ -419,6 +429,7 @@ def _process(
             for role, files in index.items()
         },
         files={p.as_posix(): (config.output_dir / p).stat().st_size for p in written},
+        qc=qc.to_json(),
     )
     write_manifest(config.output_dir, manifest)
     outputs = sorted(manifest.files)
@@ -438,6 +449,7 @@ def _process(
             norm,
             outputs,
             provenance(config, started),
+            qc,
         )
         write_text(report_path, render_participant(report))
     except Exception as exc:  # the maps are published; the report failure is reported
@@ -446,7 +458,7 @@ def _process(
             f"the report could not be built ({type(exc).__name__}: {exc}); the maps and tables "
             f"were published. Run again to retry the report"
         )
-        return ParticipantOutcome(subject, "failed", message, sessions, tuple(outputs))
+        return ParticipantOutcome(subject, "failed", message, sessions, tuple(outputs), qc=qc)
     rel = report_path.relative_to(config.output_dir).as_posix()
     manifest.files[rel] = report_path.stat().st_size
     write_manifest(config.output_dir, manifest)
@@ -460,6 +472,7 @@ def _process(
         tuple(sorted(manifest.files)),
         elapsed,
         tuple(runner.timings),
+        qc,
     )
 
 

@@ -10,12 +10,14 @@ make a generated ``__eq__`` ambiguous.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+
+from bids_app.qc import QcVerdict
 
 __all__ = [
     "ClusterMapReport",
@@ -160,6 +162,8 @@ class ParticipantReport:
         Participant-level warnings and errors (errors: steps that failed).
     provenance : Provenance
         Version, command line, configuration, software versions, timestamps.
+    qc : QcVerdict
+        Quality-control checks and their verdict (none by default).
     """
 
     participant_id: str
@@ -171,6 +175,7 @@ class ParticipantReport:
     warnings: list[str]
     errors: list[str]
     provenance: Provenance
+    qc: QcVerdict = field(default_factory=lambda: QcVerdict(()))
 
 
 @dataclass(frozen=True, eq=False)

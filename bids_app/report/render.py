@@ -563,6 +563,8 @@ def render_participant(report: ParticipantReport) -> str:
     warnings = [*report.warnings]
     for s in sessions:
         warnings += [f"ses-{s.session}: {w}" for w in s.warnings]
+    warnings += [f"QC warning: {c.describe()}" for c in report.qc.flagged("warn")]
+    errors = [*report.errors, *(f"QC fail: {c.describe()}" for c in report.qc.flagged("fail"))]
     roles = {s.role for s in sessions}
     if len(sessions) == 1:
         warnings.append(
@@ -581,7 +583,7 @@ def render_participant(report: ParticipantReport) -> str:
             "atlas_name": report.atlas_name,
             "roles": ", ".join(sorted(roles)),
         },
-        "errors": list(report.errors),
+        "errors": errors,
         "warnings": warnings,
         "motion": [_motion_view(s) for s in sessions],
         "registration": [_registration_view(s) for s in sessions],
