@@ -25,7 +25,7 @@ from bids_app.pipelines.session_model import (
     SessionTacs,
 )
 from bids_app.preproc.motion import MotionEstimate
-from bids_app.preproc.registration import Normalisation
+from bids_app.preproc.normalisation import Normalisation
 from bids_app.qc import QcVerdict
 from bids_app.report.data import ParticipantReport, Provenance, SessionReport
 from bids_app.roi.atlas import RoiAtlas

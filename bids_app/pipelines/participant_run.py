@@ -62,11 +62,10 @@ from bids_app.pipelines.session_model import (
 from bids_app.pipelines.stages import StageRunner, StageTiming
 from bids_app.preproc import configure_ants_threads
 from bids_app.preproc.motion import MotionEstimate, estimate_motion
+from bids_app.preproc.normalisation import Normalisation, normalise_to_template
 from bids_app.preproc.registration import (
-    Normalisation,
     coregister_sessions,
     motion_corrected_mean,
-    normalise_to_template,
     resample_to_template,
 )
 from bids_app.qc import QcVerdict
@@ -257,7 +256,7 @@ def _runner(participant: ParticipantInput, config: Config, inputs: dict[str, str
     def normalisation(m: _Means) -> Normalisation:
         t1w = nib.load(participant.t1w) if participant.t1w is not None else None
         return normalise_to_template(
-            m.baseline if t1w is not None else m.baseline_early,
+            m.baseline_early,
             load_template(RESOLUTION_MM),
             work / "norm",
             t1w=t1w,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from bids_app.preproc.motion import MotionEstimate
-from bids_app.preproc.registration import Normalisation
+from bids_app.preproc.normalisation import Normalisation
 from bids_app.qc import QcCheck, QcVerdict
 
 #: Maximum framewise displacement (mm): warn, fail.

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from bids_app.preproc._ants import ANTS_RANDOM_SEED, configure_ants_threads
 from bids_app.preproc.motion import MotionEstimate, estimate_motion
+from bids_app.preproc.normalisation import Normalisation, normalise_to_template
 from bids_app.preproc.registration import (
-    Normalisation,
     coregister_sessions,
     motion_corrected_mean,
-    normalise_to_template,
     resample_to_template,
     warp_image_to_template,
 )

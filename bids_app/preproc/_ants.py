@@ -43,6 +43,11 @@ _MAX_SHEAR = 1e-3
 
 MetricName = Literal["MI", "Mattes", "GC", "CC", "MeanSquares"]
 
+#: Value ANTs writes outside the input field of view before it becomes NaN. ANTs' command-line
+#: parser cannot read "nan", and its interpolators never mix the default value with data (a
+#: point is either inside the buffer or gets the default), so a sentinel is exact.
+OUTSIDE = -1.0e30
+
 
 def configure_ants_threads(n_threads: int) -> None:
     """Choose the number of threads ITK/ANTs uses in this process.
@@ -155,6 +160,28 @@ def import_ants_loaded() -> ModuleType:
     if "ants" in sys.modules:
         return sys.modules["ants"]
     return import_ants(int(os.environ.get(ITK_THREADS_ENV, "1")))
+
+
+def as_3d(img: nib.spatialimages.SpatialImage, name: str) -> nib.Nifti1Image:
+    """A finite float32 3-D copy of ``img`` (NaN/Inf -> 0) for ANTs; raises if it is empty."""
+    shape = img.shape
+    if len(shape) == 4 and shape[3] == 1:
+        img = img.slicer[..., 0]
+    if len(img.shape) != 3:
+        msg = f"{name} must be a 3-D image; got shape {shape}"
+        raise InputError(msg)
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    if not np.any(np.isfinite(data) & (data != 0)):
+        msg = f"{name} is empty (all zero or non-finite)"
+        raise InputError(msg)
+    return nib.Nifti1Image(np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0), img.affine)
+
+
+def outside_to_nan(data: NDArray[np.floating]) -> NDArray[np.float32]:
+    """Turn ANTs' :data:`OUTSIDE` sentinel into NaN ("no data")."""
+    out = np.asarray(data, dtype=np.float32)
+    out[out < OUTSIDE / 10.0] = np.nan
+    return out
 
 
 # --------------------------------------------------------------------------- transforms

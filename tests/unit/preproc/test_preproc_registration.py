@@ -25,17 +25,20 @@ from scipy import ndimage
 from bids_app.errors import InputError, RegistrationError
 from bids_app.preproc import configure_ants_threads
 from bids_app.preproc.motion import estimate_motion
-from bids_app.preproc.registration import (
+from bids_app.preproc.normalisation import (
     Normalisation,
     check_normalisation,
+    normalise_to_template,
+    template_brain_mask,
+)
+from bids_app.preproc.registration import (
     coregister_sessions,
     motion_corrected_mean,
-    normalise_to_template,
     resample_to_template,
-    template_brain_mask,
     warp_image_to_template,
 )
 from bids_app.preproc.transforms import params_to_matrix, rms_displacement
+from bids_app.roi.pet_template import load_pet_template
 
 ants = pytest.importorskip("ants")
 
@@ -315,27 +318,57 @@ def test_normalise_pet_only_lands_back_on_the_template(tmp_path: Path) -> None:
     assert inside[brain].mean() > 0.95
 
 
+def mprage_like_head(template: nib.Nifti1Image) -> np.ndarray:
+    """A whole-head T1w on the template grid: the template brain inside CSF, a dark skull,
+    bright scalp fat, skin, eyes in orbital fat and a neck (MPRAGE-like intensities)."""
+    t = template.get_fdata()
+    brain = template_brain_mask(template)
+    outside_mm = ndimage.distance_transform_edt(~brain) * 2.0
+    world = np.tensordot(template.affine[:3, :3], np.indices(t.shape, dtype=float), axes=1)
+    x, y, z = (world[i] + template.affine[i, 3] for i in range(3))
+    head = np.where(brain, t / np.percentile(t[brain], 99), 0.0)
+    layers = ((0, 3, 0.12), (3, 8, 0.05), (8, 11, 1.1), (11, 13, 0.45))
+    for lo, hi, value in layers:
+        head[(outside_mm > lo) & (outside_mm <= hi)] = value
+    neck = ((x / 45.0) ** 2 + ((y + 15.0) / 50.0) ** 2 <= 1.0) & (z < -30.0) & (outside_mm > 3)
+    head[neck] = 0.45
+    head[neck & (((x / 45.0) ** 2 + ((y + 15.0) / 50.0) ** 2) > 0.8)] = 1.1
+    for side in (-1.0, 1.0):
+        r = np.sqrt((x - side * 32.0) ** 2 + (y - 52.0) ** 2 + (z + 12.0) ** 2)
+        head[(r <= 16.0) & (outside_mm > 3)] = 1.0
+        head[(r <= 11.0) & (outside_mm > 3)] = 0.08
+    return ndimage.gaussian_filter(head, 0.5)
+
+
 @pytest.mark.integration
 def test_normalise_via_t1w(tmp_path: Path) -> None:
     template = _mni()
     brain = template_brain_mask(template)
     t = template.get_fdata()
-    # a T1w with a skull-like shell, in its own pose
-    outside = ndimage.distance_transform_edt(~brain) * 2.0
-    skull = ((outside > 6) & (outside < 12)) * 0.7
-    t1_src = ndimage.gaussian_filter(t + skull, 0.5)
-    t1w = _to_pet_grid(t1_src, template, TRUE_TEMPLATE_TO_PET)
+    # a whole-head T1w (skull, scalp fat, eyes, neck), in its own pose
+    t1w = _to_pet_grid(mprage_like_head(template), template, TRUE_TEMPLATE_TO_PET)
     # the PET: grey-matter-like contrast, 6 mm blur, in another pose (PET -> T1w rigid)
     pet_src = ndimage.gaussian_filter(np.where(brain, 1.5 - 2.0 * np.abs(t - 0.55), 0.0), 1.27)
     t1_to_pet = params_to_matrix([-4.0, 5.0, -3.0, *np.deg2rad([-3.0, 2.0, 4.0])])
     pet = _to_pet_grid(pet_src, template, t1_to_pet @ TRUE_TEMPLATE_TO_PET)
-    result = normalise_to_template(pet, template, tmp_path, t1w=t1w)
+    result = normalise_to_template(
+        pet, template, tmp_path, t1w=t1w, pet_template=load_pet_template(2)
+    )
     assert result.method == "t1w"
     assert len(result.transforms) == 3
+    # the brain was extracted, not the head: no inflation onto the skull (the mapping also has
+    # a 4 % non-linear bulge that SyN, not the affine, takes up)
+    assert result.affine_determinant == pytest.approx(
+        np.linalg.det(TRUE_TEMPLATE_TO_PET[:3, :3]), rel=0.1
+    )
+    assert result.metrics["t1w_template_dice"] > 0.95
+    assert result.metrics["t1w_prior_dice"] > 0.9
+    assert 1000.0 < result.metrics["t1w_brain_volume_ml"] < 2200.0
     normalised = result.normalised_mean.get_fdata()
     valid = brain & np.isfinite(normalised)
     assert np.corrcoef(normalised[valid], pet_src[valid])[0, 1] > 0.95
     assert result.brain_overlap > 0.85
+    assert result.t1w_mni is not None
 
 
 @pytest.mark.integration
