@@ -112,15 +112,7 @@ def run_group_level(config: Config) -> int:
     participants, qc_excluded, warnings = apply_qc_policy(participants, config.qc_fail)
     excluded = sorted([*excluded, *qc_excluded], key=lambda e: e.subject)
     if len(participants) < config.min_participants:
-        msg = (
-            f"the group level needs at least {config.min_participants} participants with "
-            f"complete, usable participant-level outputs in {config.output_dir}; found "
-            f"{len(participants)}"
-            + (f" (left out: {'; '.join(e.describe() for e in excluded)})" if excluded else "")
-            + f". Run `bids_app {config.bids_dir} {config.output_dir} participant` first"
-            + (", or lower --min-participants." if participants else ".")
-        )
-        raise InputError(msg)
+        raise InputError(_too_few_message(config, participants, excluded))
     if excluded:
         note = (
             f"{len(excluded)} participant(s) left out of the group analysis: "
@@ -192,7 +184,7 @@ def run_group_level(config: Config) -> int:
     written.append(Path(GROUP_FILES["parameters"]))
     report = GroupReport(
         participants=[p.subject for p in participants],
-        excluded=[(f"sub-{e.subject}", e.status, e.reason) for e in excluded],
+        excluded=[(e.subject, e.status, e.reason) for e in excluded],
         parameters=parameters,
         template=np.asarray(template_img.dataobj, dtype=np.float64),
         affine=template_img.affine,
@@ -317,6 +309,34 @@ def _write_maps(
         write_json(staging / sidecar_name(name), sidecar)
         written += [Path(name), Path(sidecar_name(name))]
     return written
+
+
+def _too_few_message(
+    config: Config, participants: list[ParticipantDerivatives], excluded: list[Exclusion]
+) -> str:
+    """Why the group level cannot run, who was left out, and what to do about it."""
+    found = len(participants)
+    msg = (
+        f"the group level needs at least {config.min_participants} participants with "
+        f"complete, usable participant-level outputs in {config.output_dir}; found {found}"
+        + (f" ({', '.join(f'sub-{p.subject}' for p in participants)})" if found else "")
+        + "."
+    )
+    command = f"bids_app {config.bids_dir} {config.output_dir} participant"
+    if not found and all(e.status == "not processed" for e in excluded):
+        return f"{msg} Run `{command}` first."
+    labels = " ".join(e.subject for e in excluded if e.status != "qc fail")
+    advice = (
+        [f"fix their inputs and run `{command} --participant-label {labels}`"] if labels else []
+    )
+    if any(e.status == "qc fail" for e in excluded):
+        advice.append("pass --qc-fail warn to keep participants whose QC failed")
+    advice.append("lower --min-participants (2 at least)")
+    return (
+        f"{msg} Left out: {'; '.join(e.describe() for e in excluded)}. To go on, "
+        + ", or ".join(advice)
+        + "."
+    )
 
 
 def apply_qc_policy(

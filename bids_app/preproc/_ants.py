@@ -12,6 +12,16 @@ with an explicit ``--random-seed`` (always the same). Measured on antspyx 0.6.3:
 thread, repeated runs give bitwise-identical transforms; with 2 threads they differ at the
 ~0.01 mm level (the threaded metric reduction is not order-stable), even with dense sampling.
 Bitwise reproducibility therefore needs ``configure_ants_threads(1)`` before ANTs is first used.
+
+Diagnosis and retries
+---------------------
+``antsRegistration`` runs in-process and prints with C++ streams to the process's stdout/stderr
+file descriptors; a failure otherwise surfaces as "Registration failed with error code 1".
+:func:`run_registration` captures that output per attempt (:func:`capture_native_output`) and
+raises :class:`AntsRegistrationError` with ANTs' last error lines, the command and the images'
+shapes and intensities. Given several initialisations (e.g. :data:`RETRY_INITIALISATIONS`) and
+a plausibility check, it tries the next one when an attempt fails or is implausible, and says in
+:class:`RegistrationFiles` which one worked and what went wrong before.
 """
 
 from __future__ import annotations
@@ -349,6 +359,8 @@ Initialisation = Literal["identity", "geometry", "mass"] | Path
 RETRY_INITIALISATIONS: tuple[Initialisation, ...] = ("mass", "geometry")
 #: Lines of ANTs' own output kept in error messages.
 OUTPUT_TAIL_LINES = 5
+#: Lines of ANTs' own output copied into the debug log (the participant log file).
+DEBUG_LOG_LINES = 200
 #: File descriptors 1 and 2 belong to the whole process: one capture at a time (see
 #: :func:`capture_native_output`). A lock is the one piece of process-wide state here because
 #: the resource it guards is process-wide.
@@ -452,15 +464,15 @@ def meaningful_lines(text: str, n_lines: int = OUTPUT_TAIL_LINES) -> list[str]:
     list of str
         At most ``n_lines`` lines, oldest first.
     """
-    lines: list[str] = []
+    last_seen: dict[str, None] = {}  # insertion-ordered: a repeated line moves to the end
     for raw in text.splitlines():
         line = _ADDRESS.sub("", raw).strip()
         if not line or _ITK_NOISE.match(line):
             continue
         line = line.removeprefix("Description:").strip()
-        if line in lines:
-            lines.remove(line)
-        lines.append(line)
+        last_seen.pop(line, None)
+        last_seen[line] = None
+    lines = list(last_seen)
     errors = [line for line in lines if _ERROR_WORDS.search(line)]
     kept = errors or lines
     return kept[-n_lines:] if n_lines > 0 else []
@@ -542,9 +554,9 @@ def _attempt(ants: ModuleType, args: list[str], outprefix: Path, label: str) -> 
             error = str(exc)
     text = log_path.read_text(encoding="utf-8", errors="replace") if captured else ""
     tail = tuple(meaningful_lines(text))
+    if text.strip():
+        logger.debug("antsRegistration (%s) output:\n%s", label, _last_lines(text))
     if error is None and exit_code == 0 and affine.is_file():
-        if text.strip():
-            logger.debug("antsRegistration (%s) printed: %s", label, " | ".join(tail))
         if captured:
             log_path.unlink(missing_ok=True)
         files = RegistrationFiles(
@@ -562,12 +574,18 @@ def _attempt(ants: ModuleType, args: list[str], outprefix: Path, label: str) -> 
         problem = f"antsRegistration failed ({error}) and printed nothing"
     else:
         problem = (
-            f"antsRegistration failed ({error}); its output was not captured (another "
-            "registration in this process was being captured) and went to the console"
+            f"antsRegistration failed ({error}); its output went to the console, not "
+            "captured (another thread of this process was capturing, or stdout/stderr are "
+            "closed)"
         )
-    if text.strip():
-        logger.debug("antsRegistration (%s) output:\n%s", label, text.rstrip())
     return _Attempt(label, None, problem, tail, log_path if captured else None)
+
+
+def _last_lines(text: str, n_lines: int = DEBUG_LOG_LINES) -> str:
+    lines = text.rstrip().splitlines()
+    if len(lines) <= n_lines:
+        return "\n".join(lines)
+    return "\n".join([f"({len(lines) - n_lines} earlier lines omitted)", *lines[-n_lines:]])
 
 
 def run_registration(

@@ -159,6 +159,18 @@ def test_ants_failure_names_the_itk_error_and_keeps_its_output(
     assert not (tmp_path / "reg_0GenericAffine.mat").exists()
 
 
+def test_an_uncaptured_failure_says_where_the_output_went(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    fixed, moving = _image(_head(rng)), _image(_zero_sum_image())
+    outer = tmp_path / "outer.log"
+    with capture_native_output(outer), pytest.raises(AntsRegistrationError) as info:
+        run_registration(fixed, moving, [RIGID], tmp_path / "reg_", initial="mass")
+    assert "its output went to the console, not captured" in str(info.value)
+    assert info.value.log_path is None
+    assert TOTAL_MASS_ZERO in outer.read_text()  # nothing was lost: the outer capture has it
+
+
 def test_a_failed_initialisation_is_retried_with_the_image_centres(
     tmp_path: Path, rng: np.random.Generator
 ) -> None:
