@@ -295,7 +295,7 @@ def collect_participants(
     """Find every participant whose participant-level outputs are complete and usable.
 
     A participant is left out (with the reason) when its last participant-level run failed
-    (``logs/summary.tsv``; outputs of an earlier run are then not used either), when its
+    (``logs/summary.tsv``; outputs present from an earlier run are not used either), when its
     outputs are incomplete or its manifest unreadable, or when it is ``expected`` but has no
     outputs at all. Quality control is not judged here (see the group level's
     ``--qc-fail``).
@@ -332,8 +332,8 @@ def collect_participants(
         path = manifests.get(subject)
         if status == "failed":
             earlier = (
-                "; outputs of an earlier run are present but were not used (re-run the "
-                f"participant level for sub-{subject})"
+                "; its outputs in OUTPUT_DIR were not used (they may be from an earlier run): "
+                f"re-run the participant level for sub-{subject}"
                 if path is not None
                 else ""
             )

@@ -25,8 +25,9 @@ import pandas as pd
 import pytest
 
 from bids_app.cli.run import main
+from bids_app.qc import QcCheck, QcVerdict
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 FAILING = "04"
 GOOD = ("01", "02", "03")
@@ -66,6 +67,7 @@ def runs(small_study_t1w, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     )
 
 
+@pytest.mark.slow
 def test_participant_level_exits_1_naming_the_failure(runs: Runs) -> None:
     assert runs.participant_code == 1, runs.participant_log[-3000:]
     assert f"sub-{FAILING}: failed (" in runs.participant_log
@@ -82,6 +84,7 @@ def test_participant_level_exits_1_naming_the_failure(runs: Runs) -> None:
     assert f"(details: logs/crash-sub-{FAILING}-" in message
 
 
+@pytest.mark.slow
 def test_the_crash_file_says_where_and_what_to_look_at(runs: Runs) -> None:
     (crash,) = (runs.out / "logs").glob(f"crash-sub-{FAILING}-*.txt")
     assert not list((runs.out / "logs").glob("crash-sub-0[123]-*"))
@@ -101,6 +104,7 @@ def test_the_crash_file_says_where_and_what_to_look_at(runs: Runs) -> None:
     assert crash.name in log
 
 
+@pytest.mark.slow
 def test_group_level_runs_on_the_others_and_names_the_excluded_one(runs: Runs) -> None:
     assert runs.group_code == 0, runs.group_log[-3000:]
     assert f"sub-{FAILING} (failed)" in runs.group_log
@@ -127,3 +131,47 @@ def test_group_level_runs_on_the_others_and_names_the_excluded_one(runs: Runs) -
         f"phenotype/subjective.tsv: the rows of 1 excluded participant(s) (sub-{FAILING})" in html
     )
     assert "unknown participant" not in runs.group_log
+
+
+# --------------------------------------------------------------------------- QC exclusions
+def _fail_qc(out: Path, subject: str) -> None:
+    """Give a participant's manifest a failed QC verdict (5.2 mm maximum FD)."""
+    check = QcCheck(
+        "max_fd_mm", "maximum framewise displacement", "ses-nal", 5.2, "mm", 2.0, 4.0, "above", ""
+    )
+    path = out / "logs" / f"sub-{subject}_outputs.json"
+    manifest = json.loads(path.read_text())
+    manifest["qc"] = QcVerdict((check,)).to_json()
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "expected"),
+    [
+        ((), 0, "3 participant(s) would enter the group analysis: sub-01, sub-02, sub-04"),
+        (("--qc-fail", "warn"), 0, "sub-03 is included although its quality control failed"),
+        (("--qc-fail", "error"), 1, "quality control failed for 1 participant(s) (sub-03: ses"),
+        (
+            ("--min-participants", "4"),
+            1,
+            "Left out: sub-03 (qc fail): quality control failed: ses-nal: maximum framewise",
+        ),
+    ],
+    ids=["exclude", "warn", "error", "too-few"],
+)
+def test_group_level_applies_qc_fail(
+    fake_participant_outputs: Path,
+    bids_copy: Path,
+    tmp_path: Path,
+    extra: tuple[str, ...],
+    code: int,
+    expected: str,
+) -> None:
+    out = Path(shutil.copytree(fake_participant_outputs, tmp_path / "out"))
+    _fail_qc(out, "03")
+    argv = [str(bids_copy), str(out), "group", "--dry-run", "--work-dir", str(tmp_path / "w")]
+    assert main([*argv, *extra]) == code
+    log = next((out / "logs").glob("group-*.log")).read_text(encoding="utf-8")
+    assert expected in log
+    # sub-03's phenotype rows are ignored when it is left out, not an unknown participant
+    assert "unknown participant" not in log

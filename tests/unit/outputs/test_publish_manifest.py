@@ -157,8 +157,8 @@ def test_collect_names_failed_incomplete_and_unprocessed_participants(tmp_path: 
         ("05", "incomplete"),
     ]
     assert by_subject["03"].reason.startswith("normalisation: t1w is empty")
-    assert "earlier run are present but were not used" in by_subject["04"].reason
-    assert "earlier run" not in by_subject["03"].reason
+    assert "its outputs in OUTPUT_DIR were not used" in by_subject["04"].reason
+    assert "OUTPUT_DIR" not in by_subject["03"].reason
     assert "lists it as 'success' but its manifest sub-05_outputs.json is missing" in (
         by_subject["05"].reason
     )
