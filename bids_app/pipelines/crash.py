@@ -32,8 +32,7 @@ from bids_app.outputs.io import write_text
 from bids_app.outputs.names import crash_path
 from bids_app.outputs.publish import describe_os_error
 from bids_app.pipelines.stages import StageRunner
-from bids_app.preproc import AntsRegistrationError
-from bids_app.preproc._ants import ITK_THREADS_ENV
+from bids_app.preproc import ITK_THREADS_ENV, AntsRegistrationError
 
 LOGGER = logging.getLogger(__name__)
 
@@ -112,7 +111,7 @@ _MESSAGE_HINTS: tuple[tuple[str, str], ...] = (
         "An image has no usable signal (all zero or non-finite).",
     ),
     (
-        "outside",
+        "map outside",
         "The images do not overlap after initialisation: a field of view or orientation problem.",
     ),
     (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bids_app.preproc._ants import (
     ANTS_RANDOM_SEED,
+    ITK_THREADS_ENV,
     RETRY_INITIALISATIONS,
     AntsRegistrationError,
     configure_ants_threads,
@@ -24,6 +25,7 @@ from bids_app.preproc.registration import (
 
 __all__ = [
     "ANTS_RANDOM_SEED",
+    "ITK_THREADS_ENV",
     "RETRY_INITIALISATIONS",
     "AntsRegistrationError",
     "MotionEstimate",

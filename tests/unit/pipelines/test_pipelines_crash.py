@@ -168,6 +168,16 @@ def test_the_hint_fits_the_stage(stage: str, has_t1w: bool, expected: str) -> No
     assert expected in failure_hint(stage, RuntimeError("x"), has_t1w)
 
 
+def test_the_error_text_adds_a_specific_hint_first() -> None:
+    exc = AntsRegistrationError(
+        "registration failed",
+        output_tail=("ITK ERROR: All samples map outside moving image buffer",),
+    )
+    hint = failure_hint("coregistration", exc, has_t1w=False)
+    assert hint.startswith("The images do not overlap after initialisation")
+    assert "same head" in hint
+
+
 def test_the_failed_stage_comes_from_the_runner(tmp_path: Path) -> None:
     assert failure_stage(None) == SETUP_STAGE
     runner = StageRunner(tmp_path, "ctx", "sub-03")
