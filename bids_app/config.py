@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 AnalysisLevel = Literal["participant", "group"]
+#: ``--qc-fail``: what a participant whose quality control failed does (see the CLI help).
+QcPolicy = Literal["warn", "exclude", "error"]
 
 #: Options that shape participant-level results (recorded in each participant's manifest; a
 #: change makes a rerun recompute). Input files (PET, T1w, a custom atlas) are hashed separately.
@@ -68,6 +70,8 @@ class Config:
     explicit_mask: Path | None = None
     cluster_masks: Literal["significant", "all"] = "significant"
     behavior_config: Path | None = None
+    qc_fail: QcPolicy = "exclude"
+    min_participants: int = 3
     nprocs: int = 1
     omp_nthreads: int = 1
     mem_mb: int = 4000
@@ -120,6 +124,8 @@ class Config:
             explicit_mask=ns.explicit_mask,
             cluster_masks=ns.cluster_masks,
             behavior_config=ns.behavior_config,
+            qc_fail=ns.qc_fail,
+            min_participants=ns.min_participants,
             nprocs=ns.nprocs,
             omp_nthreads=ns.omp_nthreads,
             mem_mb=ns.mem_mb,
@@ -153,4 +159,4 @@ class Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-__all__ = ["PARTICIPANT_OPTIONS", "AnalysisLevel", "Config"]
+__all__ = ["PARTICIPANT_OPTIONS", "AnalysisLevel", "Config", "QcPolicy"]

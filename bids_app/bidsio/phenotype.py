@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_AVERSIVE_SIGN",
     "ID_COLUMNS",
     "BehaviorConfig",
+    "dataset_participants",
     "load_behavior_config",
     "read_phenotype",
 ]
@@ -516,6 +517,18 @@ def _check_known(
         )
 
 
+def _drop_ignored(
+    path: Path, table: pd.DataFrame, ignored: Mapping[str, str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Drop the rows of known-but-excluded participants, logging one note per participant."""
+    labels = {_strip_prefix(str(k), "sub-"): why for k, why in ignored.items()}
+    drop = table["participant_id"].isin(list(labels))
+    dropped = sorted(set(table.loc[drop, "participant_id"]))
+    for label in dropped:
+        logger.info("%s: the rows of sub-%s are ignored (%s).", path.name, label, labels[label])
+    return table.loc[~drop].reset_index(drop=True), dropped
+
+
 def _check_duplicates(path: Path, table: pd.DataFrame, problems: list[str]) -> None:
     dup = table.duplicated(subset=list(ID_COLUMNS), keep=False)
     if dup.any():
@@ -548,11 +561,42 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
     return content
 
 
+def dataset_participants(bids_dir: str | Path) -> list[str]:
+    """Participants of a BIDS dataset: its ``sub-*`` folders and ``participants.tsv`` rows.
+
+    The reference that phenotype labels are checked against: a label that is neither here
+    nor among the participant-level outputs is a typo. Reads no images (no pybids index).
+
+    Parameters
+    ----------
+    bids_dir : str or Path
+        The BIDS root.
+
+    Returns
+    -------
+    list of str
+        Sorted bare labels (without ``sub-``).
+    """
+    root = Path(bids_dir)
+    labels = {p.name.removeprefix("sub-") for p in root.glob("sub-*") if p.is_dir()}
+    table = root / "participants.tsv"
+    if table.is_file():
+        try:
+            rows = pd.read_csv(table, sep="\t", dtype=str, keep_default_na=False)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            logger.warning("%s is unreadable (%s); using the sub-* folders only", table, exc)
+        else:
+            if "participant_id" in rows.columns:
+                labels |= {_strip_prefix(v, "sub-") for v in rows["participant_id"] if v.strip()}
+    return sorted(labels)
+
+
 def read_phenotype(
     bids_dir: str | Path,
     name: str,
     participants: Iterable[str] | None = None,
     sessions: Iterable[str] | None = None,
+    ignored: Mapping[str, str] | None = None,
 ) -> pd.DataFrame | None:
     """Read and validate ``<bids_dir>/phenotype/<name>.tsv`` (long format).
 
@@ -567,6 +611,10 @@ def read_phenotype(
         error. None = no check.
     sessions : iterable of str, optional
         Known session labels (bare or ``ses-``-prefixed); None = no check.
+    ignored : mapping of str to str, optional
+        Participants that are known but left out of the analysis (e.g. failed at the
+        participant level), label -> reason. Their rows are dropped before any check, with a
+        logged note; they are not unknown participants.
 
     Returns
     -------
@@ -574,8 +622,9 @@ def read_phenotype(
         None when the file does not exist. Otherwise columns ``participant_id`` and
         ``session_id`` (bare labels, str), ``time_min`` (float, minutes) and the measure
         columns (float64, NaN for ``n/a``/empty), sorted by participant, session and time.
-        ``attrs["sidecar"]`` holds the optional ``<name>.json`` content and ``attrs["source"]``
-        the file path.
+        ``attrs["sidecar"]`` holds the optional ``<name>.json`` content, ``attrs["source"]``
+        the file path and ``attrs["ignored_participants"]`` the sorted labels whose rows were
+        dropped (``ignored``).
 
     Raises
     ------
@@ -601,6 +650,9 @@ def read_phenotype(
     )
     for column in measures:
         table[column] = _parse_numeric(path, raw, column, problems, allow_missing=True)
+    table, dropped = _drop_ignored(path, table, ignored or {})
+    if participants is not None:
+        participants = [*participants, *(ignored or {})]
     _check_known(path, table["participant_id"], participants, "participant", "sub-", problems)
     _check_known(path, table["session_id"], sessions, "session", "ses-", problems)
     _check_duplicates(path, table, problems)
@@ -609,6 +661,7 @@ def read_phenotype(
     table = table.sort_values(list(ID_COLUMNS), kind="stable", ignore_index=True)
     table.attrs["sidecar"] = _read_sidecar(path)
     table.attrs["source"] = str(path)
+    table.attrs["ignored_participants"] = dropped
     logger.info(
         "Read %s: %d rows, %d participants, measures %s.",
         path,

@@ -54,6 +54,10 @@ def _non_negative_int(value: str) -> int:
     return _whole_number(value, 0)
 
 
+def _at_least_two(value: str) -> int:
+    return _whole_number(value, 2)
+
+
 def _positive_float(value: str) -> float:
     try:
         number = float(value)
@@ -302,6 +306,27 @@ def build_parser() -> argparse.ArgumentParser:
         type=_existing_file,
         metavar="JSON",
         help="a JSON file overriding the defaults of the behavioural/physiological analysis",
+    )
+
+    failures = parser.add_argument_group("failed participants and quality control")
+    failures.add_argument(
+        "--qc-fail",
+        choices=("warn", "exclude", "error"),
+        default="exclude",
+        help="what a participant whose quality control failed (results likely wrong: e.g. "
+        "large head motion, an implausible normalisation) does. 'exclude' (default): a "
+        "warning at the participant level, left out of the group level with the reasons in "
+        "its report. 'warn': kept at the group level with a warning. 'error': counted as "
+        "failed at the participant level (exit code 1) and stops the group level",
+    )
+    failures.add_argument(
+        "--min-participants",
+        type=_at_least_two,
+        default=3,
+        metavar="N",
+        help="the group level stops when fewer than N participants have complete, usable "
+        "participant-level outputs (failed, incomplete and QC-excluded participants are "
+        "left out and named in the group report); default 3, at least 2 for a paired test",
     )
 
     perf = parser.add_argument_group("performance and run control")

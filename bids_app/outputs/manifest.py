@@ -10,7 +10,8 @@ The participant level writes ``logs/sub-<p>_outputs.json`` last, after every out
 * ``inputs``, ``options``, ``version``: the parts of that key, to say *what* changed;
 * ``qc``: the participant's quality-control verdict and its reasons.
 
-:func:`collect_participants` reads them back for the group level.
+:func:`collect_participants` reads them back for the group level, together with
+``logs/summary.tsv``, and says why any participant is left out (:class:`Exclusion`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import nibabel as nib
 import numpy as np
@@ -30,7 +31,14 @@ from numpy.typing import NDArray
 
 from bids_app.errors import InputError
 from bids_app.outputs.io import jsonable, write_json
-from bids_app.outputs.names import GROUP_MEASURES, MANIFEST_SUFFIX, ROLES, logs_dir, manifest_path
+from bids_app.outputs.names import (
+    GROUP_MEASURES,
+    MANIFEST_SUFFIX,
+    ROLES,
+    logs_dir,
+    manifest_path,
+    summary_path,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -207,10 +215,90 @@ class ParticipantDerivatives:
     manifest: Manifest
 
 
+#: Why the group level leaves a participant out: its participant level failed, its outputs
+#: are incomplete, it was never processed, or its quality control failed.
+ExclusionStatus = Literal["failed", "incomplete", "not processed", "qc fail"]
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A participant the group level leaves out, and why.
+
+    Attributes
+    ----------
+    subject : str
+        Label without ``sub-``.
+    status : {"failed", "incomplete", "not processed", "qc fail"}
+        The kind of reason.
+    reason : str
+        What happened, from the participant's ``logs/summary.tsv`` row or manifest.
+    """
+
+    subject: str
+    status: ExclusionStatus
+    reason: str
+
+    def describe(self) -> str:
+        """One line: ``sub-<label> (<status>): <reason>``."""
+        return f"sub-{self.subject} ({self.status}): {self.reason}"
+
+    def to_json(self) -> dict[str, str]:
+        """JSON form (``group_parameters.json``)."""
+        return {
+            "participant_id": f"sub-{self.subject}",
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+
+def read_summary_status(output_dir: Path) -> dict[str, tuple[str, str]]:
+    """The last participant-level status of each participant in ``logs/summary.tsv``.
+
+    Parameters
+    ----------
+    output_dir : Path
+        OUTPUT_DIR.
+
+    Returns
+    -------
+    dict
+        Label (without ``sub-``) -> ``(status, message)``; a participant with any ``failed``
+        session row is ``failed``. Empty when the summary is absent; an unreadable summary is
+        logged and treated as absent (the manifests still decide who is complete).
+    """
+    path = summary_path(output_dir)
+    if not path.is_file():
+        return {}
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        rows = table[["participant_id", "status", "message"]].itertuples(index=False)
+        status: dict[str, tuple[str, str]] = {}
+        for participant_id, state, message in rows:
+            subject = str(participant_id).removeprefix("sub-")
+            if subject not in status or state == "failed":
+                status[subject] = (str(state), str(message))
+    except (OSError, ValueError, KeyError) as exc:
+        LOGGER.warning(
+            "%s is unreadable (%s); participant statuses are taken from the manifests only",
+            path,
+            exc,
+        )
+        return {}
+    return status
+
+
 def collect_participants(
-    output_dir: Path, participant_labels: Sequence[str] | None = None
-) -> tuple[list[ParticipantDerivatives], list[tuple[str, str]]]:
-    """Find every participant whose participant-level outputs are complete.
+    output_dir: Path,
+    participant_labels: Sequence[str] | None = None,
+    expected: Iterable[str] = (),
+) -> tuple[list[ParticipantDerivatives], list[Exclusion]]:
+    """Find every participant whose participant-level outputs are complete and usable.
+
+    A participant is left out (with the reason) when its last participant-level run failed
+    (``logs/summary.tsv``; outputs present from an earlier run are not used either), when its
+    outputs are incomplete or its manifest unreadable, or when it is ``expected`` but has no
+    outputs at all. Quality control is not judged here (see the group level's
+    ``--qc-fail``).
 
     Parameters
     ----------
@@ -218,32 +306,55 @@ def collect_participants(
         The OUTPUT_DIR of the participant level.
     participant_labels : sequence of str, optional
         Restrict to these participants.
+    expected : iterable of str
+        Participants that should have outputs (e.g. those of the BIDS dataset); the ones
+        without any are reported as ``"not processed"``.
 
     Returns
     -------
     included : list of ParticipantDerivatives
         Complete participants, sorted by label.
-    excluded : list of (str, str)
-        ``(participant, reason)`` for participants found but not usable.
+    excluded : list of Exclusion
+        Participants left out, sorted by label.
     """
-    manifests = sorted(logs_dir(output_dir).glob(f"sub-*{MANIFEST_SUFFIX}"))
-    included: list[ParticipantDerivatives] = []
-    excluded: list[tuple[str, str]] = []
-    for path in manifests:
-        subject = path.name.removesuffix(MANIFEST_SUFFIX).removeprefix("sub-")
-        if participant_labels and subject not in participant_labels:
-            continue
-        try:
-            included.append(_derivatives(output_dir, read_manifest(path)))
-        except InputError as exc:
-            excluded.append((subject, str(exc)))
+    manifests = {
+        path.name.removesuffix(MANIFEST_SUFFIX).removeprefix("sub-"): path
+        for path in logs_dir(output_dir).glob(f"sub-*{MANIFEST_SUFFIX}")
+    }
+    summary = read_summary_status(output_dir)
+    subjects = set(manifests) | set(summary) | set(expected) | set(participant_labels or ())
     if participant_labels:
-        found = {p.subject for p in included} | {s for s, _ in excluded}
-        for label in participant_labels:
-            if label not in found:
-                excluded.append((label, "no participant-level outputs found"))
-    for subject, reason in excluded:
-        LOGGER.warning("sub-%s left out of the group analysis: %s", subject, reason)
+        subjects &= set(participant_labels)
+    included: list[ParticipantDerivatives] = []
+    excluded: list[Exclusion] = []
+    for subject in sorted(subjects):
+        status, message = summary.get(subject, ("", ""))
+        path = manifests.get(subject)
+        if status == "failed":
+            earlier = (
+                "; its outputs in OUTPUT_DIR were not used (they may be from an earlier run): "
+                f"re-run the participant level for sub-{subject}"
+                if path is not None
+                else ""
+            )
+            excluded.append(Exclusion(subject, "failed", (message or "failed") + earlier))
+        elif path is None and status:
+            reason = (
+                f"logs/summary.tsv lists it as {status!r} but its manifest "
+                f"{manifest_path(output_dir, subject).name} is missing; re-run the "
+                "participant level"
+            )
+            excluded.append(Exclusion(subject, "incomplete", reason))
+        elif path is None:
+            reason = "no participant-level outputs; run the participant level for it"
+            excluded.append(Exclusion(subject, "not processed", reason))
+        else:
+            try:
+                included.append(_derivatives(output_dir, read_manifest(path)))
+            except InputError as exc:
+                excluded.append(Exclusion(subject, "incomplete", str(exc)))
+    for exclusion in excluded:
+        LOGGER.warning("left out of the group analysis: %s", exclusion.describe())
     return included, excluded
 
 

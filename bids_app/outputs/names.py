@@ -192,6 +192,21 @@ def summary_path(output_dir: Path) -> Path:
     return logs_dir(output_dir) / SUMMARY_NAME
 
 
+def crash_path(output_dir: Path, subject: str, time_label: str) -> Path:
+    """``OUTPUT_DIR/logs/crash-sub-<label>-<time_label>.txt`` (a failed participant's report).
+
+    Parameters
+    ----------
+    output_dir : Path
+        OUTPUT_DIR.
+    subject : str
+        Participant label without ``sub-``.
+    time_label : str
+        When it failed, e.g. ``"20240611-101530"`` (local time, as the log file names).
+    """
+    return logs_dir(output_dir) / f"crash-sub-{subject}-{time_label}.txt"
+
+
 def group_dir(output_dir: Path) -> Path:
     """``OUTPUT_DIR/group``."""
     return output_dir / GROUP_DIR

@@ -19,12 +19,18 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from bids_app.bidsio.layout import check_output_dir
-from bids_app.bidsio.phenotype import BehaviorConfig, load_behavior_config, read_phenotype
-from bids_app.config import Config
+from bids_app.bidsio.phenotype import (
+    BehaviorConfig,
+    dataset_participants,
+    load_behavior_config,
+    read_phenotype,
+)
+from bids_app.config import Config, QcPolicy
 from bids_app.errors import EXIT_OK, InputError
 from bids_app.log import setup_logging, step
 from bids_app.outputs.io import write_json, write_nifti, write_text, write_tsv
 from bids_app.outputs.manifest import (
+    Exclusion,
     ParticipantDerivatives,
     collect_participants,
     load_maps,
@@ -53,6 +59,7 @@ from bids_app.pipelines.group_tables import (
     read_explicit_mask,
     write_cluster_tables,
 )
+from bids_app.qc import QcVerdict
 from bids_app.report.data import ClusterMapReport, GroupReport
 from bids_app.report.render import render_group
 from bids_app.roi.atlas import RoiAtlas
@@ -73,7 +80,6 @@ from bids_app.stats.roi import describe_net_change, roi_statistics
 
 LOGGER = logging.getLogger(__name__)
 
-MIN_PARTICIPANTS = 3
 CONNECTIVITY: Connectivity = 18  # SPM's cluster neighbourhood
 
 
@@ -99,22 +105,28 @@ def run_group_level(config: Config) -> int:
     run_id = time.strftime("%Y%m%d-%H%M%S")
     setup_logging(config.verbosity, logs_dir(config.output_dir) / f"group-{run_id}.log")
     started = now_iso()
-    participants, excluded = collect_participants(config.output_dir, config.participant_label)
-    if len(participants) < MIN_PARTICIPANTS:
-        msg = (
-            f"the group level needs at least {MIN_PARTICIPANTS} participants with complete "
-            f"participant-level outputs in {config.output_dir}; found {len(participants)}"
-            + (
-                f" (left out: {', '.join(f'sub-{s}: {r}' for s, r in excluded)})"
-                if excluded
-                else ""
-            )
-            + f". Run `bids_app {config.bids_dir} {config.output_dir} participant` first."
+    dataset = dataset_participants(config.bids_dir)
+    participants, excluded = collect_participants(
+        config.output_dir, config.participant_label, expected=dataset
+    )
+    participants, qc_excluded, warnings = apply_qc_policy(participants, config.qc_fail)
+    excluded = sorted([*excluded, *qc_excluded], key=lambda e: e.subject)
+    if len(participants) < config.min_participants:
+        raise InputError(_too_few_message(config, participants, excluded))
+    if excluded:
+        note = (
+            f"{len(excluded)} participant(s) left out of the group analysis: "
+            + ", ".join(f"sub-{e.subject} ({e.status})" for e in excluded)
+            + "; the reasons are under 'Excluded participants'."
         )
-        raise InputError(msg)
+        LOGGER.warning("%s (also in group_parameters.json)", note)
+        warnings.insert(0, note)
     behavior_config = load_behavior_config(config.behavior_config)
     # phenotype problems surface before the minutes of voxelwise inference
-    behavior, aversion_ev, warnings = _behavior(config, participants, behavior_config)
+    behavior, aversion_ev, notes = _behavior(
+        config, participants, behavior_config, excluded, dataset
+    )
+    warnings += notes
     if config.dry_run:
         LOGGER.info(
             "Dry run: %d participant(s) would enter the group analysis: %s",
@@ -164,11 +176,15 @@ def run_group_level(config: Config) -> int:
     written.append(_tsv(staging, "net_change_stats", net_stats))
 
     parameters = _parameters(config, measures, atlas)
+    parameters["participants_included"] = [f"sub-{p.subject}" for p in participants]
+    parameters["excluded_participants"] = [e.to_json() for e in excluded]
+    parameters["qc_fail"] = config.qc_fail
+    parameters["min_participants"] = config.min_participants
     write_json(staging / GROUP_FILES["parameters"], parameters)
     written.append(Path(GROUP_FILES["parameters"]))
     report = GroupReport(
         participants=[p.subject for p in participants],
-        excluded=list(excluded),
+        excluded=[(e.subject, e.status, e.reason) for e in excluded],
         parameters=parameters,
         template=np.asarray(template_img.dataobj, dtype=np.float64),
         affine=template_img.affine,
@@ -295,13 +311,116 @@ def _write_maps(
     return written
 
 
+def _too_few_message(
+    config: Config, participants: list[ParticipantDerivatives], excluded: list[Exclusion]
+) -> str:
+    """Why the group level cannot run, who was left out, and what to do about it."""
+    found = len(participants)
+    msg = (
+        f"the group level needs at least {config.min_participants} participants with "
+        f"complete, usable participant-level outputs in {config.output_dir}; found {found}"
+        + (f" ({', '.join(f'sub-{p.subject}' for p in participants)})" if found else "")
+        + "."
+    )
+    command = f"bids_app {config.bids_dir} {config.output_dir} participant"
+    if not found and all(e.status == "not processed" for e in excluded):
+        return f"{msg} Run `{command}` first."
+    labels = " ".join(e.subject for e in excluded if e.status != "qc fail")
+    advice = (
+        [f"fix their inputs and run `{command} --participant-label {labels}`"] if labels else []
+    )
+    if any(e.status == "qc fail" for e in excluded):
+        advice.append("pass --qc-fail warn to keep participants whose QC failed")
+    advice.append("lower --min-participants (2 at least)")
+    return (
+        f"{msg} Left out: {'; '.join(e.describe() for e in excluded)}. To go on, "
+        + ", or ".join(advice)
+        + "."
+    )
+
+
+def apply_qc_policy(
+    participants: list[ParticipantDerivatives], policy: QcPolicy
+) -> tuple[list[ParticipantDerivatives], list[Exclusion], list[str]]:
+    """Apply ``--qc-fail`` to participants whose quality control failed.
+
+    Parameters
+    ----------
+    participants : list of ParticipantDerivatives
+        Participants with complete outputs (their manifests hold the QC verdict).
+    policy : {"exclude", "warn", "error"}
+        ``exclude`` leaves them out, ``warn`` keeps them with a warning, ``error`` stops.
+
+    Returns
+    -------
+    kept : list of ParticipantDerivatives
+        The participants that enter the analysis.
+    excluded : list of Exclusion
+        QC-failed participants left out (``exclude``), with the failed checks as reason.
+    warnings : list of str
+        One warning per QC-failed participant kept (``warn``), for the log and the report.
+
+    Raises
+    ------
+    InputError
+        With ``error``, naming every QC-failed participant and its failed checks.
+    """
+    failed = {
+        p.subject: QcVerdict.from_json(p.manifest.qc)
+        for p in participants
+        if QcVerdict.from_json(p.manifest.qc).status == "fail"
+    }
+    if not failed:
+        return participants, [], []
+    reasons = {s: "; ".join(c.describe() for c in v.flagged("fail")) for s, v in failed.items()}
+    if policy == "error":
+        listed = "; ".join(f"sub-{s}: {r}" for s, r in reasons.items())
+        msg = (
+            f"quality control failed for {len(failed)} participant(s) ({listed}) and "
+            "--qc-fail error stops the group level. Look at their participant reports; pass "
+            "--qc-fail exclude to leave them out or --qc-fail warn to keep them."
+        )
+        raise InputError(msg)
+    if policy == "warn":
+        warnings = [
+            f"sub-{s} is included although its quality control failed (--qc-fail warn): {r}"
+            for s, r in reasons.items()
+        ]
+        for warning in warnings:
+            LOGGER.warning(warning)
+        return participants, [], warnings
+    excluded = [
+        Exclusion(s, "qc fail", f"quality control failed: {r} (--qc-fail exclude)")
+        for s, r in reasons.items()
+    ]
+    return [p for p in participants if p.subject not in failed], excluded, []
+
+
 def _behavior(
-    config: Config, participants: list[ParticipantDerivatives], behavior_config: BehaviorConfig
+    config: Config,
+    participants: list[ParticipantDerivatives],
+    behavior_config: BehaviorConfig,
+    excluded: list[Exclusion],
+    dataset: list[str],
 ) -> tuple[BehaviorAnalysis | None, float | None, list[str]]:
+    """Behavioural analysis of the included participants (+ notes for the report).
+
+    The phenotype rows of participants that are known (in the dataset or the outputs) but not
+    analysed are ignored: excluded participants with a note naming them, participants not
+    selected with ``--participant-label`` silently (logged). Any other label is an error.
+    """
     labels = [p.subject for p in participants]
     sessions = sorted({s for p in participants for s in p.sessions.values()})
-    subjective = read_phenotype(config.bids_dir, "subjective", labels, sessions)
-    physiology = read_phenotype(config.bids_dir, "physiology", labels, sessions)
+    ignored = {e.subject: f"{e.status}; left out of the group analysis" for e in excluded}
+    if config.participant_label:
+        for label in dataset:
+            if label not in config.participant_label:
+                ignored.setdefault(label, "not selected with --participant-label")
+    tables = {
+        name: read_phenotype(config.bids_dir, name, labels, sessions, ignored)
+        for name in ("subjective", "physiology")
+    }
+    subjective, physiology = tables["subjective"], tables["physiology"]
     if subjective is None and physiology is None:
         notice = (
             "No phenotype/subjective.tsv or phenotype/physiology.tsv: the behavioural and "
@@ -309,21 +428,30 @@ def _behavior(
         )
         LOGGER.info(notice)
         return None, None, [notice]
+    notes = []
+    excluded_labels = {e.subject for e in excluded}
+    for name, table in tables.items():
+        dropped = [] if table is None else table.attrs["ignored_participants"]
+        left_out = [label for label in dropped if label in excluded_labels]
+        if left_out:
+            notes.append(
+                f"phenotype/{name}.tsv: the rows of {len(left_out)} excluded participant(s) "
+                f"({', '.join(f'sub-{s}' for s in left_out)}) were ignored."
+            )
     baseline = participants[0].sessions["baseline"]
     challenge = participants[0].sessions["challenge"]
     design = BehaviorDesign(**behavior_config.design_kwargs(subjective, physiology))
     analysis = analyze_behavior(
         subjective, physiology, design, baseline_session=baseline, challenge_session=challenge
     )
-    warnings = []
     ev = None
     if analysis.aversion is not None:
         if analysis.aversion.notice:
-            warnings.append(analysis.aversion.notice)
+            notes.append(analysis.aversion.notice)
         ev = float(analysis.aversion.explained_variance_ratio)
         if not np.isfinite(ev):
             ev = None
-    return analysis, ev, warnings
+    return analysis, ev, notes
 
 
 def _sub_index(frame: pd.DataFrame) -> pd.DataFrame:

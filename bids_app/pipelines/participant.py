@@ -13,7 +13,7 @@ import fcntl
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +21,7 @@ import pandas as pd
 from bids_app import __version__
 from bids_app.bidsio.layout import ParticipantInput, Study, check_output_dir, discover_study
 from bids_app.bidsio.validator import run_bids_validator
-from bids_app.config import Config
+from bids_app.config import Config, QcPolicy
 from bids_app.errors import EXIT_FAILURE, EXIT_OK, ValidationError
 from bids_app.log import setup_logging
 from bids_app.outputs.io import write_json, write_tsv
@@ -81,6 +81,7 @@ def run_participant_level(config: Config) -> int:
         threads_per_task=config.omp_nthreads,
         memory_mb=config.mem_mb,
     ):
+        outcome = apply_qc_policy(outcome, config.qc_fail)
         outcomes.append(outcome)
         LOGGER.info(
             "sub-%s: %s (%d/%d)%s",
@@ -103,6 +104,37 @@ def run_participant_level(config: Config) -> int:
         return EXIT_FAILURE
     LOGGER.info("Participant level finished; outputs in %s", config.output_dir)
     return EXIT_OK
+
+
+def apply_qc_policy(outcome: ParticipantOutcome, policy: QcPolicy) -> ParticipantOutcome:
+    """Apply ``--qc-fail`` at the participant level.
+
+    With ``error`` a participant whose quality control failed counts as failed (exit code 1;
+    its outputs stay in place for inspection). Otherwise the outcome is unchanged: the QC
+    verdict was already logged as a warning, and the group level decides (``exclude`` leaves
+    the participant out there).
+
+    Parameters
+    ----------
+    outcome : ParticipantOutcome
+        A processed (or skipped) participant with its QC verdict.
+    policy : {"warn", "exclude", "error"}
+        ``--qc-fail``.
+
+    Returns
+    -------
+    ParticipantOutcome
+    """
+    qc = outcome.qc
+    if policy != "error" or outcome.status == "failed" or qc is None or qc.status != "fail":
+        return outcome
+    reasons = "; ".join(c.describe() for c in qc.flagged("fail"))
+    message = (
+        f"quality control failed ({reasons}) and --qc-fail error counts that as a failure; "
+        f"the outputs were kept for inspection (sub-{outcome.participant_id}.html)"
+    )
+    LOGGER.error("sub-%s: %s", outcome.participant_id, message)
+    return replace(outcome, status="failed", message=message)
 
 
 def _run_task(task: _Task) -> ParticipantOutcome:
@@ -221,4 +253,4 @@ def update_summary(path: Path, outcomes: list[ParticipantOutcome]) -> None:
         write_tsv(path, new)
 
 
-__all__ = ["format_plan", "run_participant_level", "validate_inputs"]
+__all__ = ["apply_qc_policy", "format_plan", "run_participant_level", "validate_inputs"]

@@ -15,7 +15,6 @@ failed, and a rerun rebuilds the report from the checkpoints).
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
@@ -33,7 +32,6 @@ from numpy.typing import NDArray
 from bids_app import __version__
 from bids_app.bidsio.layout import ParticipantInput, PetScan
 from bids_app.config import Config
-from bids_app.errors import BidsAppError
 from bids_app.log import log_to_file
 from bids_app.outputs.io import write_text
 from bids_app.outputs.manifest import (
@@ -47,8 +45,9 @@ from bids_app.outputs.manifest import (
     write_manifest,
 )
 from bids_app.outputs.names import ROLES, Space, logs_dir, report_name
-from bids_app.outputs.publish import describe_os_error, publish
+from bids_app.outputs.publish import publish
 from bids_app.pipelines.common import RESOLUTION_MM, load_atlas, now_iso, provenance
+from bids_app.pipelines.crash import failure_stage, record_failure
 from bids_app.pipelines.participant_outputs import participant_report, write_session_outputs
 from bids_app.pipelines.qc import participant_qc
 from bids_app.pipelines.session_model import (
@@ -125,6 +124,7 @@ def process_participant(
     sessions = (participant.baseline.session, participant.challenge.session)
     log_file = logs_dir(config.output_dir) / f"sub-{subject}_{run_id}.log"
     start = time.perf_counter()
+    runner: StageRunner | None = None  # names the failed stage in a crash file
     with log_to_file(log_file, config.verbosity):
         try:
             inputs = input_hashes(participant, config)
@@ -154,16 +154,9 @@ def process_participant(
                 )
             runner = _runner(participant, config, inputs)
             return _process(participant, config, runner, inputs, options, key, previous, start)
-        except BidsAppError as exc:
-            LOGGER.error("sub-%s failed: %s", subject, exc)
-            return ParticipantOutcome(subject, "failed", str(exc), sessions)
-        except Exception as exc:  # one participant's crash must not stop the others
-            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-                message = describe_os_error(exc, config.work_dir, f"processing sub-{subject}")
-                LOGGER.error("sub-%s failed: %s", subject, message)
-            else:
-                LOGGER.error("sub-%s failed unexpectedly:\n%s", subject, traceback.format_exc())
-                message = f"unexpected {type(exc).__name__}: {exc} (traceback in {log_file})"
+        except Exception as exc:  # one participant's failure must not stop the others
+            # a crash file (stage, hint, inputs, versions, traceback) for every failure
+            message = record_failure(participant, exc, failure_stage(runner), config)
             return ParticipantOutcome(subject, "failed", message, sessions)
 
 

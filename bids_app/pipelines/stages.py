@@ -82,12 +82,20 @@ class StageRunner:
         version).
     label : str
         Prefix of the progress log lines (e.g. ``"sub-01"``).
+
+    Attributes
+    ----------
+    timings : list of StageTiming
+        How each stage ran, in the order they finished.
+    failed_stage : str or None
+        The stage whose function raised (None while nothing failed); crash files name it.
     """
 
     checkpoint_dir: Path
     context_key: str
     label: str
     timings: list[StageTiming] = field(default_factory=list)
+    failed_stage: str | None = field(default=None, init=False)
     _stages: dict[str, _Stage] = field(default_factory=dict)
     _results: dict[str, Any] = field(default_factory=dict)
     _started: float = field(default_factory=time.perf_counter)
@@ -159,7 +167,13 @@ class StageRunner:
             inputs = [self.result(d) for d in stage.depends]
             start = time.perf_counter()
             LOGGER.info("%s: %s ...", self.label, name)
-            value = stage.func(*inputs)
+            try:
+                value = stage.func(*inputs)
+            except Exception:
+                # dependencies were computed above, outside this block: this is the stage
+                # whose own code raised
+                self.failed_stage = name
+                raise
             if stage.persist:
                 self._save(path, key, value)
         seconds = time.perf_counter() - start

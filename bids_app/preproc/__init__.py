@@ -6,7 +6,13 @@ start to choose the ITK thread count (1 thread gives bitwise-reproducible regist
 
 from __future__ import annotations
 
-from bids_app.preproc._ants import ANTS_RANDOM_SEED, configure_ants_threads
+from bids_app.preproc._ants import (
+    ANTS_RANDOM_SEED,
+    ITK_THREADS_ENV,
+    RETRY_INITIALISATIONS,
+    AntsRegistrationError,
+    configure_ants_threads,
+)
 from bids_app.preproc.motion import MotionEstimate, estimate_motion
 from bids_app.preproc.normalisation import Normalisation, normalise_to_template
 from bids_app.preproc.registration import (
@@ -18,6 +24,9 @@ from bids_app.preproc.registration import (
 
 __all__ = [
     "ANTS_RANDOM_SEED",
+    "ITK_THREADS_ENV",
+    "RETRY_INITIALISATIONS",
+    "AntsRegistrationError",
     "MotionEstimate",
     "Normalisation",
     "configure_ants_threads",

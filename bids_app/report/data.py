@@ -211,8 +211,10 @@ class GroupReport:
     ----------
     participants : list of str
         Participants included (labels without ``sub-``).
-    excluded : list of (str, str)
-        ``(participant, reason)`` for every participant left out.
+    excluded : list of (str, str, str)
+        ``(participant, status, reason)`` for every participant left out (label without
+        ``sub-``; status e.g. ``"failed"``, ``"qc fail"``; the reason from its manifest or
+        ``logs/summary.tsv`` row).
     parameters : dict
         Analysis parameters; recognised keys: ``smoothing_fwhm_mm``, ``cluster_forming_p``,
         ``cluster_forming_t``, ``df``, ``fwhm_mm`` (estimated smoothness, scalar or 3 values),
@@ -246,7 +248,7 @@ class GroupReport:
     """
 
     participants: list[str]
-    excluded: list[tuple[str, str]]
+    excluded: list[tuple[str, str, str]]
     parameters: dict[str, Any]
     template: NDArray[np.float64]
     affine: NDArray[np.float64]

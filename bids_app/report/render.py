@@ -838,7 +838,10 @@ def render_group(report: GroupReport) -> str:
     jinja2.UndefinedError
         If a template variable is missing (a programming error; StrictUndefined).
     """
-    excluded = pd.DataFrame(report.excluded, columns=["participant", "reason"])
+    excluded = pd.DataFrame(
+        [(f"sub-{label}", status, reason) for label, status, reason in report.excluded],
+        columns=["participant", "status", "reason"],
+    )
     correlation_figs, correlation_notes = _correlation_views(report)
     behaviour = report.behavior_effects
     aversion = report.aversion_explained_variance

@@ -57,6 +57,8 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
             "use --k2prime-method roi",
         ),
         (["participant", "--k2prime-method", "mean"], "invalid choice"),
+        (["group", "--qc-fail", "ignore"], "invalid choice"),
+        (["group", "--min-participants", "1"], "must be 2 or more"),
     ],
 )
 def test_usage_errors_exit_2(
@@ -125,6 +127,14 @@ def test_defaults_and_provenance_json(bids_dir: Path, tmp_path: Path) -> None:
     assert dumped["k2a_range_per_min"] is None  # chosen from k2' by the kinetics
     assert dumped["k2prime_pooling"] == "per_session"
     assert dumped["command_line"][:2] == ["bids_app", str(bids_dir)]
+    assert (config.qc_fail, config.min_participants) == ("exclude", 3)
+    assert "qc_fail" not in config.participant_options()  # does not change participant results
+
+
+def test_failure_options(bids_dir: Path, tmp_path: Path) -> None:
+    out = str(tmp_path / "out")
+    config = parse(str(bids_dir), out, "group", "--qc-fail", "warn", "--min-participants", "5")
+    assert (config.qc_fail, config.min_participants) == ("warn", 5)
 
 
 def test_k2prime_pooling_and_k2a_range(bids_dir: Path, tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
 """Fixtures of the end-to-end hardening tests: one synthetic study per session, fresh copies.
 
 The small synthetic study (4 participants, ``ses-sal``/``ses-nal``, ~10 s to generate) is made
-once per test session; a test that corrupts it works on a copy (:func:`bids_copy`). One real
-participant run of sub-01 and sub-02 (``--nprocs 1 --omp-nthreads 1``) is shared by the Dask and
-crash-safety tests as the reference outputs.
+once per test session, with or without T1w images; a test that corrupts it works on a copy
+(:func:`bids_copy`). One real participant run of sub-01 and sub-02 (``--nprocs 1
+--omp-nthreads 1``) is shared by the Dask and crash-safety tests as the reference outputs.
 """
 
 from __future__ import annotations
@@ -53,6 +53,12 @@ def _fresh_app_logger() -> Iterator[None]:
 def small_study(tmp_path_factory: pytest.TempPathFactory) -> StudyPaths:
     """The small synthetic study (generated once per session; never modify it in place)."""
     return generate_study(tmp_path_factory.mktemp("study"), small=True, seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_study_t1w(tmp_path_factory: pytest.TempPathFactory) -> StudyPaths:
+    """The small synthetic study with a T1w per participant (never modify it in place)."""
+    return generate_study(tmp_path_factory.mktemp("study_t1w"), small=True, seed=0, with_t1w=True)
 
 
 @pytest.fixture

@@ -558,7 +558,7 @@ GROUP_CASES = [
     GroupCase(
         "group-truncated-map",
         group_truncated_map,
-        r"found 2 \(left out: sub-02: .*missing or changed",
+        r"found 2 \(sub-01, sub-03\)\. Left out: sub-02 \(incomplete\): .*missing or changed",
         keep=("01", "02", "03"),
     ),
     GroupCase(

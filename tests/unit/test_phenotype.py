@@ -12,6 +12,7 @@ import pytest
 from bids_app.bidsio.phenotype import (
     DEFAULT_AVERSIVE_SIGN,
     BehaviorConfig,
+    dataset_participants,
     load_behavior_config,
     read_phenotype,
 )
@@ -100,6 +101,34 @@ def test_read_phenotype_errors(tmp_path: Path, lines: list[str], match: str) -> 
     with pytest.raises(InputError, match=match) as info:
         read_phenotype(tmp_path, "subjective", participants=["01", "02"], sessions=["sal", "nal"])
     assert str(path) in str(info.value)
+
+
+def test_rows_of_known_but_excluded_participants_are_ignored(tmp_path: Path) -> None:
+    _write(tmp_path, [HEADER, *GOOD_ROWS, "sub-03\tses-pla\t-10\t1\t2"])
+    table = read_phenotype(
+        tmp_path,
+        "subjective",
+        participants=["01"],
+        sessions=["sal", "nal"],
+        ignored={"sub-02": "failed", "03": "qc fail"},
+    )
+    assert table is not None
+    assert sorted(set(table["participant_id"])) == ["01"]
+    assert table.attrs["ignored_participants"] == ["02", "03"]  # sub-03's session not checked
+    # a label that is neither analysed nor known stays an error, listing the known labels
+    _write(tmp_path, [HEADER, *GOOD_ROWS, "04\tsal\t-10\t1\t2"])
+    with pytest.raises(InputError, match=r"unknown participant\(s\) 04; expected one of 01, 02"):
+        read_phenotype(tmp_path, "subjective", ["01"], ["sal", "nal"], ignored={"02": "failed"})
+
+
+def test_dataset_participants_reads_folders_and_participants_tsv(tmp_path: Path) -> None:
+    for label in ("01", "02"):
+        (tmp_path / f"sub-{label}").mkdir()
+    (tmp_path / "sub-03.txt").write_text("not a participant folder")
+    (tmp_path / "participants.tsv").write_text("participant_id\tage\nsub-02\t30\nsub-07\t41\n")
+    assert dataset_participants(tmp_path) == ["01", "02", "07"]
+    (tmp_path / "participants.tsv").write_text("age\n30\n")  # no participant_id column
+    assert dataset_participants(tmp_path) == ["01", "02"]
 
 
 def test_read_phenotype_reports_all_problems_together(tmp_path: Path) -> None:

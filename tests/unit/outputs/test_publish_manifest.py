@@ -122,8 +122,64 @@ def test_collect_reads_complete_participants_and_explains_the_rest(tmp_path: Pat
     write_manifest(out, _manifest(tmp_path, subject="02", files={"sub-02/gone.nii.gz": 3}))
     included, excluded = collect_participants(out)
     assert [p.subject for p in included] == ["01"]
-    assert excluded[0][0] == "02"
-    assert "missing or changed" in excluded[0][1]
+    assert [(e.subject, e.status) for e in excluded] == [("02", "incomplete")]
+    assert "missing or changed" in excluded[0].reason
+
+
+def _summary(out: Path, rows: list[tuple[str, str, str]]) -> None:
+    lines = ["participant_id\tsession_id\tstatus\tmessage\tqc\telapsed_s"]
+    for subject, status, message in rows:
+        for ses in ("sal", "nal"):
+            lines.append(f"sub-{subject}\tses-{ses}\t{status}\t{message}\tn/a\tn/a")
+    (out / "logs" / "summary.tsv").write_text("\n".join(lines) + "\n")
+
+
+def test_collect_names_failed_incomplete_and_unprocessed_participants(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_manifest(out, _manifest(tmp_path))
+    write_manifest(out, _manifest(tmp_path, subject="04"))  # complete, but its rerun failed
+    _summary(
+        out,
+        [
+            ("01", "skipped", ""),
+            ("03", "failed", "normalisation: t1w is empty (details: logs/crash-sub-03.txt)"),
+            ("04", "failed", "coregistration: antsRegistration failed"),
+            ("05", "success", ""),
+        ],
+    )
+    included, excluded = collect_participants(out, expected=["01", "02", "03", "04", "05"])
+    assert [p.subject for p in included] == ["01"]
+    by_subject = {e.subject: e for e in excluded}
+    assert [(e.subject, e.status) for e in excluded] == [
+        ("02", "not processed"),
+        ("03", "failed"),
+        ("04", "failed"),
+        ("05", "incomplete"),
+    ]
+    assert by_subject["03"].reason.startswith("normalisation: t1w is empty")
+    assert "its outputs in OUTPUT_DIR were not used" in by_subject["04"].reason
+    assert "OUTPUT_DIR" not in by_subject["03"].reason
+    assert "lists it as 'success' but its manifest sub-05_outputs.json is missing" in (
+        by_subject["05"].reason
+    )
+    assert by_subject["03"].describe().startswith("sub-03 (failed): normalisation")
+    assert by_subject["02"].to_json() == {
+        "participant_id": "sub-02",
+        "status": "not processed",
+        "reason": "no participant-level outputs; run the participant level for it",
+    }
+    only, left = collect_participants(out, ["01", "03"], expected=["01", "02", "03"])
+    assert [p.subject for p in only] == ["01"]
+    assert [e.subject for e in left] == ["03"]  # the others were not asked for
+
+
+def test_an_unreadable_summary_falls_back_to_the_manifests(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_manifest(out, _manifest(tmp_path))
+    (out / "logs" / "summary.tsv").write_text("participant_id\tsomething\nsub-01\tx\n")
+    included, excluded = collect_participants(out)
+    assert [p.subject for p in included] == ["01"]
+    assert excluded == []
 
 
 def test_stage_runner_resumes_at_the_first_changed_stage(tmp_path: Path) -> None:
@@ -148,6 +204,17 @@ def test_stage_runner_resumes_at_the_first_changed_stage(tmp_path: Path) -> None
     calls.clear()
     assert build(3).result("c") == 6  # only the changed stage and its unpersisted input
     assert calls == ["big", "c"]
+
+
+def test_stage_runner_names_the_stage_whose_code_raised(tmp_path: Path) -> None:
+    runner = StageRunner(tmp_path, "ctx", "sub-01")
+    runner.add("a", lambda: 1)
+    runner.add("b", lambda a: 1 / 0, depends=["a"])
+    runner.add("c", lambda b: b, depends=["b"])
+    assert runner.failed_stage is None
+    with pytest.raises(ZeroDivisionError):
+        runner.result("c")
+    assert runner.failed_stage == "b"
 
 
 def test_stage_runner_recomputes_an_invalid_or_corrupt_checkpoint(tmp_path: Path) -> None:

@@ -272,7 +272,7 @@ def make_group(shape: tuple[int, int, int] = SMALL_SHAPE, seed: int = 7) -> Grou
     )
     return GroupReport(
         participants=participants,
-        excluded=[("11", "no challenge session")],
+        excluded=[("11", "failed", "normalisation: the T1w image is empty")],
         parameters={
             "smoothing_fwhm_mm": 8.0,
             "cluster_forming_p": 0.001,

@@ -126,6 +126,18 @@ def test_group_methods_are_generated_from_parameters(group_html: str) -> None:
     assert "Right putamen" in text
 
 
+def test_group_report_lists_excluded_participants_with_status_and_reason(
+    group_html: str,
+) -> None:
+    block = group_html[group_html.index('id="excluded-participants"') :]
+    block = block[: block.index("</table>")]
+    assert '<th scope="col">status</th>' in block
+    assert re.search(
+        r"<td>sub-11</td><td>failed</td><td>normalisation: the T1w image is empty</td>", block
+    )
+    assert "phenotype rows were not analysed" in group_html
+
+
 def test_group_without_optional_parts_says_why() -> None:
     report = replace(
         make_group(),
@@ -147,6 +159,10 @@ def test_group_without_optional_parts_says_why() -> None:
     assert "no phenotype data were found" in html
     assert "not available because no phenotype data were analysed" in html
     assert "No permutation test was run." in html
+    assert (
+        "every participant of the dataset had complete, usable participant-level outputs" in html
+    )
+    assert "phenotype rows were not analysed" not in html
     assert "Gaussian kernel of not recorded FWHM" in html
     assert "<img" not in html
 
