@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import json
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +25,72 @@ PARTICIPANT_OPTIONS: tuple[str, ...] = (
     "n_basis",
     "k2a_range_per_min",
     "seed",
+    "exclude_bad_frames",
 )
+
+
+#: Participant options that may differ between participants without mixing methods (the
+#: session labels: participants processed separately may name their sessions differently).
+PER_PARTICIPANT_OPTIONS: tuple[str, ...] = ("baseline_session", "challenge_session")
+
+
+def settings_differences(
+    options: Mapping[str, Mapping[str, Any]], versions: Mapping[str, str]
+) -> list[str]:
+    """What differs between participants' participant-level settings and app versions.
+
+    The group level compares participants; results computed with different methods or versions
+    are not comparable without saying so. Session labels (:data:`PER_PARTICIPANT_OPTIONS`) are
+    not compared.
+
+    Parameters
+    ----------
+    options : mapping of str to mapping
+        Participant label -> the options recorded in its manifest (``Manifest.options``).
+    versions : mapping of str to str
+        Participant label -> the bids_app version that wrote its outputs.
+
+    Returns
+    -------
+    list of str
+        One line per differing option (and one for the version), naming every value and its
+        participants and how to fix it; empty when all agree.
+    """
+    lines: list[str] = []
+    keys = sorted(
+        {k for values in options.values() for k in values} - set(PER_PARTICIPANT_OPTIONS)
+    )
+    fix = (
+        "Re-run the participant level for the odd participants with the same options and "
+        "version (their outputs are recomputed), or leave them out with --participant-label."
+    )
+    for key in keys:
+        groups: dict[str, list[str]] = {}
+        for subject in sorted(options):
+            value = options[subject].get(key, "(not recorded)")
+            groups.setdefault(json.dumps(value, sort_keys=True, default=str), []).append(subject)
+        if len(groups) > 1:
+            shown = "; ".join(
+                f"{value} for {', '.join(f'sub-{s}' for s in subjects)}"
+                for value, subjects in groups.items()
+            )
+            lines.append(
+                f"participants were processed with different settings: option {key} is {shown}. "
+                f"The group comparison mixes them. {fix}"
+            )
+    by_version: dict[str, list[str]] = {}
+    for subject in sorted(versions):
+        by_version.setdefault(versions[subject], []).append(subject)
+    if len(by_version) > 1:
+        shown = "; ".join(
+            f"{version} for {', '.join(f'sub-{s}' for s in subjects)}"
+            for version, subjects in by_version.items()
+        )
+        lines.append(
+            f"participants were processed with different bids_app versions: {shown}. "
+            f"Results may differ between versions. {fix}"
+        )
+    return lines
 
 
 def default_work_dir(output_dir: Path) -> Path:
@@ -53,6 +119,9 @@ class Config:
     baseline_session: str | None = None
     challenge_session: str | None = None
     skip_bids_validation: bool = False
+    pet_run: str | None = None
+    bids_filter_file: Path | None = None
+    exclude_bad_frames: bool = False
     pet_normalisation: Literal["affine", "syn"] = "affine"
     k2prime_method: Literal["roi", "voxel_median"] = "roi"
     k2prime_pooling: Literal["per_session", "mean", "joint"] = "per_session"
@@ -105,6 +174,9 @@ class Config:
             baseline_session=ns.baseline_session,
             challenge_session=ns.challenge_session,
             skip_bids_validation=ns.skip_bids_validation,
+            pet_run=ns.pet_run,
+            bids_filter_file=ns.bids_filter_file,
+            exclude_bad_frames=ns.exclude_bad_frames,
             pet_normalisation=ns.pet_normalisation,
             k2prime_method=ns.k2prime_method,
             k2prime_pooling=ns.k2prime_pooling,
@@ -153,4 +225,4 @@ class Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-__all__ = ["PARTICIPANT_OPTIONS", "AnalysisLevel", "Config"]
+__all__ = ["PARTICIPANT_OPTIONS", "AnalysisLevel", "Config", "settings_differences"]

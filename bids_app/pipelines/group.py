@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from bids_app.bidsio.layout import check_output_dir
 from bids_app.bidsio.phenotype import BehaviorConfig, load_behavior_config, read_phenotype
-from bids_app.config import Config
+from bids_app.config import Config, settings_differences
 from bids_app.errors import EXIT_OK, InputError
 from bids_app.log import setup_logging, step
 from bids_app.outputs.io import write_json, write_nifti, write_text, write_tsv
@@ -112,9 +112,16 @@ def run_group_level(config: Config) -> int:
             + f". Run `bids_app {config.bids_dir} {config.output_dir} participant` first."
         )
         raise InputError(msg)
+    mixed = settings_differences(
+        {p.subject: p.manifest.options for p in participants},
+        {p.subject: p.manifest.version for p in participants},
+    )
+    for line in mixed:
+        LOGGER.warning(line)
     behavior_config = load_behavior_config(config.behavior_config)
     # phenotype problems surface before the minutes of voxelwise inference
     behavior, aversion_ev, warnings = _behavior(config, participants, behavior_config)
+    warnings = [*mixed, *warnings]
     if config.dry_run:
         LOGGER.info(
             "Dry run: %d participant(s) would enter the group analysis: %s",
