@@ -608,8 +608,9 @@ def load_pet_scan(
     location = resolved.location("FrameTimesStart", "FrameDuration")
     timing = frame_timing_from_metadata(metadata, location)
     problems += check_modelling_schedule(resolved, prefix)
-    decay, decay_problems = plan_decay_correction(resolved, timing.start_s, timing.end_s, prefix)
-    problems += decay_problems
+    if problems:  # decay factors of an implausible schedule (e.g. milliseconds) overflow
+        return None, problems
+    decay, problems = plan_decay_correction(resolved, timing.start_s, timing.end_s, prefix)
     if problems or decay is None:
         return None, problems
     if check_data:
