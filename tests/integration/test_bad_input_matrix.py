@@ -92,9 +92,12 @@ def edit_image(path: Path, edit: Callable[[np.ndarray], np.ndarray]) -> None:
 
 
 def both_schedule(ctx: Ctx, ses: str, start: list[float], dur: list[float]) -> None:
+    """A new frame schedule; the per-frame DecayCorrectionFactor (RECOMMENDED) is dropped."""
+
     def set_schedule(meta: dict) -> None:
         meta["FrameTimesStart"] = start
         meta["FrameDuration"] = dur
+        meta.pop("DecayCorrectionFactor", None)
 
     edit_sidecar(pet_path(ctx, ses=ses, ext=".json"), set_schedule)
 
@@ -533,7 +536,8 @@ PARTICIPANT_CASES = [
     Case(
         "frames-in-wrong-order",
         frames_in_wrong_order,
-        r"FrameTimesStart must be increasing; frame 6",
+        r"sub-01 ses-sal: frame start times must be increasing; frame 6 starts at 300 s, not "
+        r"after frame 5 at 420 s\. Fix FrameTimesStart/FrameDuration in the sidecar JSON",
     ),
     Case(
         "frame-times-in-minutes",
