@@ -192,17 +192,21 @@ def scan_image_data(image: Path) -> tuple[FrameStatistics | None, str | None]:
         negative = np.zeros(n_frames)
         always_nan: NDArray[np.bool_] | None = None
         for i in range(n_frames):
-            frame = np.asarray(proxy[..., i] if len(img.shape) == 4 else proxy, dtype=np.float32)
-            data_digest.update(frame.tobytes())
+            frame = np.ascontiguousarray(
+                proxy[..., i] if len(img.shape) == 4 else proxy, dtype=np.float32
+            )
+            data_digest.update(frame)
             nan = np.isnan(frame)
             always_nan = nan if always_nan is None else always_nan & nan
             finite = np.isfinite(frame)
-            values = frame[finite].astype(np.float64)
+            n_finite = int(np.count_nonzero(finite))
             n_nan[i] = int(np.count_nonzero(nan))
-            n_inf[i] = int(frame.size - np.count_nonzero(finite) - n_nan[i])
-            total[i] = float(values.sum())
-            if values.size:
-                mean[i] = total[i] / values.size
+            n_inf[i] = frame.size - n_finite - int(n_nan[i])
+            # boolean indexing copies the frame: only when something is not finite
+            values = frame if n_finite == frame.size else frame[finite]
+            total[i] = float(values.sum(dtype=np.float64))
+            if n_finite:
+                mean[i] = total[i] / n_finite
             nonzero = np.count_nonzero(values)
             negative[i] = float(np.count_nonzero(values < 0)) / nonzero if nonzero else 0.0
         n_voxels = int(np.prod(img.shape[:3]))

@@ -263,9 +263,14 @@ def format_plan(study: Study, config: Config) -> str:
         lines.append(f"  sub-{p.subject}: normalisation {path}")
         for role, scan in (("baseline", p.baseline), ("challenge", p.challenge)):
             t = scan.timing
+            excluded = (
+                f", frame(s) {', '.join(map(str, scan.excluded_frames))} excluded"
+                if scan.excluded_frames
+                else ""
+            )
             lines.append(
                 f"    {role:9s} ses-{scan.session}: {scan.path.relative_to(config.bids_dir)}"
-                f" | {t.n_frames} frames, {t.start_s[0]:g}-{t.end_s[-1]:g} s"
+                f" | {t.n_frames} frames{excluded}, {t.start_s[0]:g}-{t.end_s[-1]:g} s"
                 f" (first {t.end_s[0] - t.start_s[0]:g} s, last {t.end_s[-1] - t.start_s[-1]:g} s)"
             )
         if p.t1w is not None:

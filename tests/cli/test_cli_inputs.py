@@ -168,3 +168,28 @@ def test_unreadable_home_gives_a_clear_message(
     assert f"HOME={unreadable_home} is not readable" in err
     assert "HOME=/tmp bids_app" in err
     assert not [p for p in out.rglob("*") if p.is_file() and "logs" not in p.parts]
+
+
+def test_dry_run_plan_shows_excluded_frames_and_skipped_participants(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from helpers.bids_skeleton import pet_image_data
+
+    data = pet_image_data((7, 8, 9), 6, seed=3)
+    data[..., 2] = 0.0
+    spec = {
+        "01": {"sal": {"pet": [{"data": data}]}, "nal": {}},
+        "02": {"sal": {}},  # no challenge session: skipped
+    }
+    bids = write_bids_skeleton(tmp_path / "bids", spec)
+    argv = [str(bids), str(tmp_path / "out"), "participant", "--skip-bids-validation"]
+    code = main([*argv, "--dry-run", "--exclude-bad-frames"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "baseline  ses-sal: sub-01/ses-sal/pet/sub-01_ses-sal_pet.nii.gz | 5 frames, " in out
+    assert "frame(s) 2 excluded" in out
+    assert "note: sub-01 ses-sal: excluded 1 frame(s) of sub-01_ses-sal_pet.nii.gz" in out
+    assert "skipped sub-02: sub-02: challenge session ses-nal not found" in out
+    # without the option the bad frame stops the run, naming it
+    assert main([*argv, "--dry-run"]) == 1
+    assert "frame 2: every finite voxel is 0" in capsys.readouterr().err
