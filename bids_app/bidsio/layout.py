@@ -128,7 +128,8 @@ class PetScan:
         Warnings and notes about the scan (excluded frames, late start, decay correction),
         shown in the log, ``logs/summary.tsv`` and the report.
     sha256 : str or None
-        SHA-256 of the image file (None when the data were not read).
+        SHA-256 of the image file, computed once during validation (the participant manifest
+        reuses it).
     data_sha256 : str or None
         SHA-256 of the voxel values (None when the data were not read).
     outside_fov_voxels : int or None
