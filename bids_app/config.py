@@ -34,6 +34,21 @@ PARTICIPANT_OPTIONS: tuple[str, ...] = (
 PER_PARTICIPANT_OPTIONS: tuple[str, ...] = ("baseline_session", "challenge_session")
 
 
+def _by_value(values: Mapping[str, object], *, as_json: bool = True) -> str | None:
+    """``"<value> for sub-01, sub-02; <value> for sub-03"``, or None when all agree.
+
+    Values are shown as JSON (``as_json``, e.g. option values) or as text (versions).
+    """
+    groups: dict[str, list[str]] = {}
+    for subject in sorted(values):
+        value = values[subject]
+        key = json.dumps(value, sort_keys=True, default=str) if as_json else str(value)
+        groups.setdefault(key, []).append(f"sub-{subject}")
+    if len(groups) < 2:
+        return None
+    return "; ".join(f"{value} for {', '.join(subjects)}" for value, subjects in groups.items())
+
+
 def settings_differences(
     options: Mapping[str, Mapping[str, Any]], versions: Mapping[str, str]
 ) -> list[str]:
@@ -56,36 +71,21 @@ def settings_differences(
         One line per differing option (and one for the version), naming every value and its
         participants and how to fix it; empty when all agree.
     """
-    lines: list[str] = []
-    keys = sorted(
-        {k for values in options.values() for k in values} - set(PER_PARTICIPANT_OPTIONS)
-    )
     fix = (
         "Re-run the participant level for the odd participants with the same options and "
         "version (their outputs are recomputed), or leave them out with --participant-label."
     )
-    for key in keys:
-        groups: dict[str, list[str]] = {}
-        for subject in sorted(options):
-            value = options[subject].get(key, "(not recorded)")
-            groups.setdefault(json.dumps(value, sort_keys=True, default=str), []).append(subject)
-        if len(groups) > 1:
-            shown = "; ".join(
-                f"{value} for {', '.join(f'sub-{s}' for s in subjects)}"
-                for value, subjects in groups.items()
-            )
-            lines.append(
-                f"participants were processed with different settings: option {key} is {shown}. "
-                f"The group comparison mixes them. {fix}"
-            )
-    by_version: dict[str, list[str]] = {}
-    for subject in sorted(versions):
-        by_version.setdefault(versions[subject], []).append(subject)
-    if len(by_version) > 1:
-        shown = "; ".join(
-            f"{version} for {', '.join(f'sub-{s}' for s in subjects)}"
-            for version, subjects in by_version.items()
-        )
+    keys = sorted(
+        {k for values in options.values() for k in values} - set(PER_PARTICIPANT_OPTIONS)
+    )
+    lines = [
+        f"participants were processed with different settings: option {key} is {shown}. "
+        f"The group comparison mixes them. {fix}"
+        for key in keys
+        if (shown := _by_value({s: o.get(key, "(not recorded)") for s, o in options.items()}))
+    ]
+    shown = _by_value(versions, as_json=False)
+    if shown is not None:
         lines.append(
             f"participants were processed with different bids_app versions: {shown}. "
             f"Results may differ between versions. {fix}"

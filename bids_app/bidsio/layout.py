@@ -30,7 +30,12 @@ from bids_app.bidsio import messages
 from bids_app.bidsio.decay import DecayCorrection, implausible_schedule, plan_decay_correction
 from bids_app.bidsio.filters import ScanFilters, as_filters, describe, matches
 from bids_app.bidsio.imagedata import check_image_data, hash_image_file
-from bids_app.bidsio.inheritance import ResolvedMetadata, parse_bids_name, resolve_metadata
+from bids_app.bidsio.inheritance import (
+    ResolvedMetadata,
+    parse_bids_name,
+    read_json_object,
+    resolve_metadata,
+)
 from bids_app.bidsio.metadata import (
     IMAGE_READ_ERRORS,
     check_frame_count,
@@ -38,7 +43,6 @@ from bids_app.bidsio.metadata import (
     frame_timing_from_metadata,
     normalise_units,
     read_image_header,
-    read_sidecar,
 )
 from bids_app.errors import BidsAppError, InputError, MetadataError, ValidationError
 from bids_app.timing import FrameTiming
@@ -255,7 +259,7 @@ def check_dataset_description(bids_dir: Path) -> list[str]:
     if not path.is_file():
         return [messages.dataset_description_missing(Path(bids_dir))]
     try:
-        description = read_sidecar(path, "dataset")
+        description = read_json_object(path, "dataset")
     except MetadataError as exc:
         return [str(exc)]
     return [
@@ -547,7 +551,7 @@ def _orphan_problems(sidecar: Path, prefix: str) -> list[str]:
     """A sidecar without its image: its own readability, and the missing image."""
     problems: list[str] = []
     try:
-        read_sidecar(sidecar, prefix)
+        read_json_object(sidecar, prefix)
     except MetadataError as exc:
         problems.append(str(exc))
     return [*problems, messages.missing_image(prefix, sidecar, _expected_image(sidecar))]

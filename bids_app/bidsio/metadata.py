@@ -23,7 +23,7 @@ import nibabel as nib
 import numpy as np
 
 from bids_app.bidsio import messages
-from bids_app.bidsio.inheritance import ResolvedMetadata, read_json_object
+from bids_app.bidsio.inheritance import ResolvedMetadata
 from bids_app.errors import MetadataError, ModelError
 from bids_app.timing import FrameTiming, frame_schedule_problems
 
@@ -193,29 +193,6 @@ def normalise_units(units: str, allowed: tuple[str, ...] = ALLOWED_PET_UNITS) ->
 
 
 # ----------------------------------------------------------------------------- reading
-def read_sidecar(path: Path, prefix: str) -> dict[str, Any]:
-    """Read a JSON sidecar (a UTF-8 byte-order mark is accepted).
-
-    Parameters
-    ----------
-    path : Path
-        The ``*_pet.json`` (or any JSON object) file.
-    prefix : str
-        Message prefix, e.g. ``"sub-01 ses-nal"``.
-
-    Returns
-    -------
-    dict
-        The parsed object.
-
-    Raises
-    ------
-    MetadataError
-        When the file cannot be read, is not valid JSON, or holds something other than an object.
-    """
-    return read_json_object(path, prefix)
-
-
 # ----------------------------------------------------------------------------- sidecar checks
 def check_pet_sidecar(resolved: ResolvedMetadata, prefix: str) -> list[str]:
     """Check a PET scan's REQUIRED fields, their types, units and frame schedule.
