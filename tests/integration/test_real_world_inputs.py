@@ -9,8 +9,8 @@ the message, that OUTPUT_DIR holds only complete files, and that the input tree 
 - a symbolic-link loop: the validator's flood summarised by code;
 - an uncorrected copy of a scan (``ImageDecayCorrected: false``) gives the BPND of the
   reference run on the decay-corrected original;
-- an unusable frame excluded with ``--exclude-bad-frames`` and a participant lacking a session,
-  skipped with its reason;
+- an unusable frame excluded with ``--exclude-bad-frames``, NaN outside a limited field of view,
+  and a participant lacking a session, skipped with its reason;
 - the disk filling up while the manifest is written: no map stays without a manifest;
 - the group level on the wide phenotype, warning about participants processed differently.
 """
@@ -193,6 +193,12 @@ def test_excluded_frame_and_skipped_participant(
     img = nib.load(image)
     data = np.asarray(img.dataobj, dtype=np.float32)
     data[..., 7] = 0.0  # a frame lost in the export
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), image)
+    # the baseline exported with NaN outside a limited axial field of view (the vertex)
+    image = pet_path(bids_copy)
+    img = nib.load(image)
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    data[:, :, -8:, :] = np.nan
     nib.save(nib.Nifti1Image(data, img.affine, img.header), image)
     shutil.rmtree(bids_copy / "sub-03" / "ses-nal")
     before = hash_tree(bids_copy)
