@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import json
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +27,72 @@ PARTICIPANT_OPTIONS: tuple[str, ...] = (
     "n_basis",
     "k2a_range_per_min",
     "seed",
+    "exclude_bad_frames",
 )
+
+
+#: Participant options that may differ between participants without mixing methods (the
+#: session labels: participants processed separately may name their sessions differently).
+PER_PARTICIPANT_OPTIONS: tuple[str, ...] = ("baseline_session", "challenge_session")
+
+
+def _by_value(values: Mapping[str, object], *, as_json: bool = True) -> str | None:
+    """``"<value> for sub-01, sub-02; <value> for sub-03"``, or None when all agree.
+
+    Values are shown as JSON (``as_json``, e.g. option values) or as text (versions).
+    """
+    groups: dict[str, list[str]] = {}
+    for subject in sorted(values):
+        value = values[subject]
+        key = json.dumps(value, sort_keys=True, default=str) if as_json else str(value)
+        groups.setdefault(key, []).append(f"sub-{subject}")
+    if len(groups) < 2:
+        return None
+    return "; ".join(f"{value} for {', '.join(subjects)}" for value, subjects in groups.items())
+
+
+def settings_differences(
+    options: Mapping[str, Mapping[str, Any]], versions: Mapping[str, str]
+) -> list[str]:
+    """What differs between participants' participant-level settings and app versions.
+
+    The group level compares participants; results computed with different methods or versions
+    are not comparable without saying so. Session labels (:data:`PER_PARTICIPANT_OPTIONS`) are
+    not compared.
+
+    Parameters
+    ----------
+    options : mapping of str to mapping
+        Participant label -> the options recorded in its manifest (``Manifest.options``).
+    versions : mapping of str to str
+        Participant label -> the bids_app version that wrote its outputs.
+
+    Returns
+    -------
+    list of str
+        One line per differing option (and one for the version), naming every value and its
+        participants and how to fix it; empty when all agree.
+    """
+    fix = (
+        "Re-run the participant level for the odd participants with the same options and "
+        "version (their outputs are recomputed), or leave them out with --participant-label."
+    )
+    keys = sorted(
+        {k for values in options.values() for k in values} - set(PER_PARTICIPANT_OPTIONS)
+    )
+    lines = [
+        f"participants were processed with different settings: option {key} is {shown}. "
+        f"The group comparison mixes them. {fix}"
+        for key in keys
+        if (shown := _by_value({s: o.get(key, "(not recorded)") for s, o in options.items()}))
+    ]
+    shown = _by_value(versions, as_json=False)
+    if shown is not None:
+        lines.append(
+            f"participants were processed with different bids_app versions: {shown}. "
+            f"Results may differ between versions. {fix}"
+        )
+    return lines
 
 
 def default_work_dir(output_dir: Path) -> Path:
@@ -55,6 +121,9 @@ class Config:
     baseline_session: str | None = None
     challenge_session: str | None = None
     skip_bids_validation: bool = False
+    pet_run: str | None = None
+    bids_filter_file: Path | None = None
+    exclude_bad_frames: bool = False
     pet_normalisation: Literal["affine", "syn"] = "affine"
     k2prime_method: Literal["roi", "voxel_median"] = "roi"
     k2prime_pooling: Literal["per_session", "mean", "joint"] = "per_session"
@@ -109,6 +178,9 @@ class Config:
             baseline_session=ns.baseline_session,
             challenge_session=ns.challenge_session,
             skip_bids_validation=ns.skip_bids_validation,
+            pet_run=ns.pet_run,
+            bids_filter_file=ns.bids_filter_file,
+            exclude_bad_frames=ns.exclude_bad_frames,
             pet_normalisation=ns.pet_normalisation,
             k2prime_method=ns.k2prime_method,
             k2prime_pooling=ns.k2prime_pooling,
@@ -159,4 +231,4 @@ class Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-__all__ = ["PARTICIPANT_OPTIONS", "AnalysisLevel", "Config", "QcPolicy"]
+__all__ = ["PARTICIPANT_OPTIONS", "AnalysisLevel", "Config", "QcPolicy", "settings_differences"]

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from bids_app.bidsio.imagedata import load_pet_data
 from bids_app.bidsio.layout import (
     ParticipantInput,
     PetScan,
@@ -26,5 +27,6 @@ __all__ = [
     "check_output_dir",
     "discover_study",
     "frame_timing_from_metadata",
+    "load_pet_data",
     "run_bids_validator",
 ]

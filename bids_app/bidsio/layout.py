@@ -2,13 +2,14 @@
 
 One :class:`bids.BIDSLayout` is built per run (:func:`build_layout`; ``validate=False`` because the
 official validator runs separately, see :mod:`bids_app.bidsio.validator`; ``derivatives/`` and
-``sourcedata/`` are not indexed; sidecar metadata is not indexed either: the few sidecars needed
-are read, and checked, by :mod:`bids_app.bidsio.metadata`).
+``sourcedata/`` are not indexed; sidecar metadata is not indexed either: each scan's metadata is
+resolved by the BIDS inheritance principle, :mod:`bids_app.bidsio.inheritance`, and checked by
+:mod:`bids_app.bidsio.metadata`).
 
 :func:`discover_study` maps each selected participant's baseline and challenge sessions, finds one
-PET scan per session and its T1w, and checks everything cheap (and, by default, the image data)
-before any heavy work, raising one :class:`~bids_app.errors.ValidationError` that lists *all*
-problems found.
+PET scan per session and its T1w, and checks everything cheap (and, by default, the image data:
+integrity, per-frame signal, content hashes) before any heavy work, raising one
+:class:`~bids_app.errors.ValidationError` that lists *all* problems found.
 """
 
 from __future__ import annotations
@@ -20,25 +21,34 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import nibabel as nib
 import numpy as np
-from bids import BIDSLayout, BIDSLayoutIndexer
 
 from bids_app.bidsio import messages
+from bids_app.bidsio.decay import DecayCorrection, implausible_schedule, plan_decay_correction
+from bids_app.bidsio.filters import ScanFilters, as_filters, describe, matches
+from bids_app.bidsio.imagedata import check_image_data, hash_image_file
+from bids_app.bidsio.inheritance import (
+    ResolvedMetadata,
+    parse_bids_name,
+    read_json_object,
+    resolve_metadata,
+)
 from bids_app.bidsio.metadata import (
     IMAGE_READ_ERRORS,
     check_frame_count,
-    check_image_data,
     check_pet_sidecar,
     frame_timing_from_metadata,
     normalise_units,
     read_image_header,
-    read_sidecar,
 )
-from bids_app.errors import InputError, MetadataError, ValidationError
+from bids_app.errors import BidsAppError, InputError, MetadataError, ValidationError
 from bids_app.timing import FrameTiming
+
+if TYPE_CHECKING:
+    from bids import BIDSLayout
 
 logger = logging.getLogger(__name__)
 
@@ -51,22 +61,34 @@ DEFAULT_CHALLENGE_SESSION = "nal"
 #: Top-level folders never indexed (besides hidden files): not raw data, possibly huge.
 IGNORED_FOLDERS: tuple[str, ...] = ("derivatives", "sourcedata", "code", "stimuli", "models")
 
-#: pybids entity names -> the BIDS filename keys used in :attr:`PetScan.entities` and filters.
-ENTITY_KEYS: dict[str, str] = {
-    "task": "task",
-    "tracer": "trc",
-    "reconstruction": "rec",
-    "run": "run",
-    "acquisition": "acq",
-    "ceagent": "ce",
-}
 #: Shortest frame schedule accepted for reference-tissue modelling, s (a shorter one is most
 #: often a schedule written in minutes).
 MIN_SCAN_DURATION_S = 300.0
 #: Tolerance when comparing the first frame start with ``InjectionStart``, s (rounding).
 INJECTION_TOLERANCE_S = 1e-3
-_NOT_SCAN_ENTITIES = frozenset({"subject", "session", "suffix", "extension", "datatype"})
+#: A first analysed frame starting this long after the injection is reported (missing early
+#: frames bias k2' and R1), s.
+LATE_START_WARNING_S = 60.0
 _IMAGE_EXTENSIONS = (".nii.gz", ".nii")
+_SCAN_KEYS_IGNORED = frozenset({"sub", "ses"})
+
+
+class PybidsStartupError(RuntimeError, BidsAppError):
+    """pybids could not be imported (it reads a settings file from HOME when imported)."""
+
+
+def _pybids() -> Any:
+    """Import pybids, turning its HOME-dependent start-up failure into a clear message.
+
+    pybids reads ``$HOME/pybids_config.json`` when imported; a HOME the user cannot read (a
+    container run with ``-u <uid>`` and the image's HOME, an HPC node's unmounted home) makes
+    that raise ``PermissionError`` deep inside pybids.
+    """
+    try:
+        import bids
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise PybidsStartupError(messages.pybids_startup(exc)) from exc
+    return bids
 
 
 # ----------------------------------------------------------------------------- results
@@ -78,22 +100,44 @@ class PetScan:
     ----------
     subject, session : str
         Labels without the ``sub-``/``ses-`` prefixes.
-    path, sidecar_path : Path
-        The ``*_pet.nii[.gz]`` image and its ``*_pet.json`` sidecar.
+    path : Path
+        The ``*_pet.nii[.gz]`` image.
+    sidecar_path : Path
+        Its most specific sidecar (its own ``*_pet.json`` when it has one).
     entities : dict of str to str
         The other filename entities, keyed as in file names (``trc``, ``rec``, ``run``, ``task``).
     metadata : dict
-        The parsed sidecar.
+        The resolved metadata: every applicable sidecar merged by the inheritance principle
+        (what the participant manifest hashes).
     n_frames : int
-        Number of frames (volumes).
+        Number of frames (volumes) in the image file.
     timing : FrameTiming
-        Frame starts and ends, minutes from TimeZero (converted once, from the sidecar seconds).
+        Start and end of each *analysed* frame (excluded frames left out), minutes from
+        TimeZero (converted once, from the sidecar seconds).
     shape : tuple of int
         Image shape ``(x, y, z, n_frames)``.
     voxel_size_mm : tuple of float
         Spatial voxel size, mm.
     units : str
         Image units, canonical spelling (e.g. ``"kBq/mL"``).
+    metadata_sources : dict of str to Path
+        The sidecar each metadata key came from.
+    sidecar_files : tuple of Path
+        Every applicable sidecar, dataset root first.
+    decay : DecayCorrection or None
+        How the frames are brought to decay correction at the injection (None: not checked).
+    excluded_frames : tuple of int
+        Frames of the file left out of the analysis (``--exclude-bad-frames``).
+    notes : tuple of str
+        Warnings and notes about the scan (excluded frames, late start, decay correction),
+        shown in the log, ``logs/summary.tsv`` and the report.
+    sha256 : str or None
+        SHA-256 of the image file, computed once during validation (the participant manifest
+        reuses it).
+    data_sha256 : str or None
+        SHA-256 of the voxel values (None when the data were not read).
+    outside_fov_voxels : int or None
+        Voxels that are NaN in every frame (outside the field of view); None when not read.
     """
 
     subject: str
@@ -107,6 +151,14 @@ class PetScan:
     shape: tuple[int, ...]
     voxel_size_mm: tuple[float, float, float]
     units: str
+    metadata_sources: dict[str, Path] = field(default_factory=dict)
+    sidecar_files: tuple[Path, ...] = ()
+    decay: DecayCorrection | None = None
+    excluded_frames: tuple[int, ...] = ()
+    notes: tuple[str, ...] = ()
+    sha256: str | None = None
+    data_sha256: str | None = None
+    outside_fov_voxels: int | None = None
 
     @property
     def tracer(self) -> str:
@@ -122,6 +174,11 @@ class ParticipantInput:
     baseline: PetScan
     challenge: PetScan
     t1w: Path | None
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """The notes of both scans."""
+        return (*self.baseline.notes, *self.challenge.notes)
 
 
 @dataclass(frozen=True)
@@ -169,12 +226,18 @@ def build_layout(bids_dir: Path, *, database_path: Path | None = None) -> BIDSLa
     Returns
     -------
     BIDSLayout
+
+    Raises
+    ------
+    PybidsStartupError
+        When pybids cannot be imported (an unreadable HOME).
     """
+    bids = _pybids()
     bids_dir = Path(bids_dir)
     ignore: list[Any] = [bids_dir / name for name in IGNORED_FOLDERS]
     ignore.append(re.compile(r"^\."))
-    indexer = BIDSLayoutIndexer(validate=False, ignore=ignore, index_metadata=False)
-    layout = BIDSLayout(
+    indexer = bids.BIDSLayoutIndexer(validate=False, ignore=ignore, index_metadata=False)
+    layout = bids.BIDSLayout(
         bids_dir,
         validate=False,
         indexer=indexer,
@@ -196,7 +259,7 @@ def check_dataset_description(bids_dir: Path) -> list[str]:
     if not path.is_file():
         return [messages.dataset_description_missing(Path(bids_dir))]
     try:
-        description = read_sidecar(path, "dataset")
+        description = read_json_object(path, "dataset")
     except MetadataError as exc:
         return [str(exc)]
     return [
@@ -233,6 +296,65 @@ class SessionMapping:
     source: SessionSource
 
 
+@dataclass(frozen=True)
+class SessionConditions:
+    """The ``condition`` column of one participant's ``sub-<label>_sessions.tsv``.
+
+    Attributes
+    ----------
+    path : Path or None
+        The file (None when the participant has none).
+    conditions : dict of str to str
+        Session label -> condition (lower case); empty when unusable.
+    reason : str
+        Why ``conditions`` is empty; empty otherwise.
+    """
+
+    path: Path | None
+    conditions: dict[str, str]
+    reason: str = ""
+
+
+def read_session_conditions(layout: BIDSLayout, subject: str) -> SessionConditions:
+    """Read ``session_id`` -> ``condition`` from a participant's ``sessions.tsv``.
+
+    The file is read as UTF-8 (a byte-order mark is accepted); ``ses-`` prefixes are stripped.
+    """
+    found = layout.get(
+        subject=subject, suffix="sessions", extension=".tsv", return_type="filename"
+    )
+    if not found:
+        return SessionConditions(None, {}, f"no sub-{subject}_sessions.tsv")
+    path = Path(found[0])
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return SessionConditions(path, {}, f"{path.name} unreadable ({exc})")
+    if not rows or "session_id" not in rows[0] or "condition" not in rows[0]:
+        return SessionConditions(
+            path, {}, f"{path.name} has no 'session_id' and 'condition' columns"
+        )
+    conditions = {
+        (row.get("session_id") or "").strip().removeprefix("ses-"): (
+            (row.get("condition") or "").strip().lower()
+        )
+        for row in rows
+    }
+    return SessionConditions(path, conditions)
+
+
+def _contradiction(
+    subject: str, pair: tuple[str, str], table: SessionConditions, source: str
+) -> str | None:
+    """A message when ``sessions.tsv`` says the opposite of ``pair`` (baseline, challenge)."""
+    base, chal = pair
+    said = table.conditions
+    if table.path is None or not (said.get(base) == "challenge" or said.get(chal) == "baseline"):
+        return None
+    return messages.sessions_tsv_contradiction(subject, base, chal, dict(said), table.path, source)
+
+
 def map_sessions(
     layout: BIDSLayout,
     sessions_by_subject: Mapping[str, Sequence[str]],
@@ -244,7 +366,9 @@ def map_sessions(
 
     Order: the two flags; else ``sal``/``nal`` when any participant has one of them; else, when
     every participant has exactly two sessions, the ``condition`` column (``baseline`` /
-    ``challenge``) of ``sub-<label>_sessions.tsv``.
+    ``challenge``) of ``sub-<label>_sessions.tsv``. A ``condition`` column that says the opposite
+    of the ``sal``/``nal`` defaults is an error (which one is right cannot be guessed); one that
+    contradicts explicit flags is logged as a warning (the flags win).
 
     Parameters
     ----------
@@ -264,8 +388,8 @@ def map_sessions(
     Raises
     ------
     ValidationError
-        One problem: only one flag, equal flags, or an ambiguous design (it lists the sessions
-        found and the flags to pass).
+        Only one flag, equal flags, an ambiguous design (listing the sessions found and the
+        flags to pass), or ``sessions.tsv`` files contradicting the ``sal``/``nal`` labels.
     """
     if baseline_session is not None or challenge_session is not None:
         if baseline_session is None or challenge_session is None:
@@ -279,19 +403,35 @@ def map_sessions(
         chal = challenge_session.strip().removeprefix("ses-")
         if base == chal:
             raise ValidationError([messages.session_flags_equal(base)])
+        for sub in sorted(sessions_by_subject):
+            table = read_session_conditions(layout, sub)
+            warning = _contradiction(sub, (base, chal), table, "flags")
+            if warning is not None:
+                logger.warning(warning)
         return SessionMapping({sub: (base, chal) for sub in sessions_by_subject}, "flags")
     defaults = {DEFAULT_BASELINE_SESSION, DEFAULT_CHALLENGE_SESSION}
     if any(defaults & set(ses) for ses in sessions_by_subject.values()):
         pair = (DEFAULT_BASELINE_SESSION, DEFAULT_CHALLENGE_SESSION)
+        contradictions = [
+            problem
+            for sub in sorted(sessions_by_subject)
+            if (
+                problem := _contradiction(
+                    sub, pair, read_session_conditions(layout, sub), "labels"
+                )
+            )
+        ]
+        if contradictions:
+            raise ValidationError(contradictions)
         return SessionMapping({sub: pair for sub in sessions_by_subject}, "default sal/nal")
     pairs: dict[str, tuple[str, str]] = {}
     reasons: list[str] = []
     for subject, sessions in sorted(sessions_by_subject.items()):
-        pair, reason = _pair_from_sessions_tsv(layout, subject, sessions)
-        if pair is None:
+        found, reason = _pair_from_sessions_tsv(layout, subject, sessions)
+        if found is None:
             reasons.append(reason)
         else:
-            pairs[subject] = pair
+            pairs[subject] = found
     if reasons:
         if not pairs and all("no sub-" in r for r in reasons):
             reasons = ["no ses-sal/ses-nal, no flags and no sessions.tsv with a condition column"]
@@ -307,31 +447,18 @@ def _pair_from_sessions_tsv(
     """Read one participant's ``condition`` column; return (pair or None, reason if None)."""
     if len(sessions) != 2:
         return None, f"sub-{subject} has {len(sessions)} PET sessions, not 2"
-    found = layout.get(
-        subject=subject, suffix="sessions", extension=".tsv", return_type="filename"
-    )
-    if not found:
-        return None, f"no sub-{subject}_sessions.tsv"
-    path = Path(found[0])
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t"))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        return None, f"{path.name} unreadable ({exc})"
-    if not rows or "session_id" not in rows[0] or "condition" not in rows[0]:
-        return None, f"{path.name} has no 'session_id' and 'condition' columns"
+    table = read_session_conditions(layout, subject)
+    if table.path is None or not table.conditions:
+        return None, table.reason
     by_condition: dict[str, list[str]] = {}
-    for row in rows:
-        ses = (row.get("session_id") or "").strip().removeprefix("ses-")
-        cond = (row.get("condition") or "").strip().lower()
+    for ses, cond in table.conditions.items():
         if ses in sessions:
             by_condition.setdefault(cond, []).append(ses)
     base, chal = by_condition.get("baseline", []), by_condition.get("challenge", [])
     if len(base) != 1 or len(chal) != 1:
-        shown = {k: v for k, v in by_condition.items()}
         return None, (
-            f"{path.name} 'condition' must give one 'baseline' and one 'challenge' session of "
-            f"{sorted(sessions)}; found {shown}"
+            f"{table.path.name} 'condition' must give one 'baseline' and one 'challenge' session "
+            f"of {sorted(sessions)}; found {by_condition}"
         )
     return (base[0], chal[0]), ""
 
@@ -339,7 +466,7 @@ def _pair_from_sessions_tsv(
 # ----------------------------------------------------------------------------- scans
 @dataclass(frozen=True)
 class _Candidate:
-    """A PET image and/or sidecar sharing one set of entities."""
+    """A PET image and/or its own sidecar (same entities), or an orphan sidecar."""
 
     entities: dict[str, str]
     image: Path | None
@@ -351,48 +478,61 @@ class _Candidate:
         return path.name if path is not None else "?"
 
 
+def _scan_entities(path: Path) -> dict[str, str] | None:
+    parsed = parse_bids_name(path.name)
+    if parsed is None:
+        return None
+    return {k: v for k, v in parsed.entities.items() if k not in _SCAN_KEYS_IGNORED}
+
+
 def _find_pet_candidates(layout: BIDSLayout, subject: str, session: str) -> list[_Candidate]:
-    """Group a session's ``*_pet.nii[.gz]`` and ``*_pet.json`` files by their entities."""
+    """A session's PET images (each with its own sidecar, if any) and orphan sidecars.
+
+    A sidecar whose entities are a subset of an image's (e.g. ``sub-01_ses-sal_pet.json`` next
+    to ``sub-01_ses-sal_trc-rac_pet.nii.gz``) is inherited by that image, not a scan of its own.
+    """
     files = layout.get(
         subject=subject,
         session=session,
         datatype="pet",
         suffix="pet",
         extension=[*_IMAGE_EXTENSIONS, ".json"],
+        return_type="filename",
     )
-    groups: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
-    for bids_file in files:
-        raw = bids_file.get_entities()
-        entities = {
-            ENTITY_KEYS.get(k, k): str(v) for k, v in raw.items() if k not in _NOT_SCAN_ENTITIES
-        }
+    images: dict[tuple[tuple[str, str], ...], Path] = {}
+    sidecars: dict[tuple[tuple[str, str], ...], Path] = {}
+    for name in sorted(files):
+        path = Path(name)
+        entities = _scan_entities(path)
+        if entities is None:
+            continue
         key = tuple(sorted(entities.items()))
-        group = groups.setdefault(key, {"entities": entities, "image": None, "sidecar": None})
-        path = Path(bids_file.path)
-        if raw.get("extension") == ".json":
-            group["sidecar"] = path
-        elif group["image"] is None or raw.get("extension") == ".nii.gz":
-            group["image"] = path
-    return [
-        _Candidate(g["entities"], g["image"], g["sidecar"])
-        for _, g in sorted(groups.items(), key=lambda item: item[0])
-    ]
+        if path.name.endswith(".json"):
+            sidecars[key] = path
+        elif key not in images or path.name.endswith(".nii.gz"):
+            images[key] = path
+    candidates = [_Candidate(dict(key), image, sidecars.get(key)) for key, image in images.items()]
+    for key, sidecar in sidecars.items():
+        inherited = any(set(key) <= set(image_key) for image_key in images)
+        if key not in images and not inherited:
+            candidates.append(_Candidate(dict(key), None, sidecar))
+    return sorted(candidates, key=lambda c: tuple(sorted(c.entities.items())))
 
 
 def _select_candidate(
     candidates: list[_Candidate],
-    pet_filters: Mapping[str, str],
+    pet_filters: ScanFilters,
     prefix: str,
     folder: Path,
 ) -> tuple[_Candidate | None, list[str]]:
     """Apply the entity filters; exactly one scan must remain."""
-    kept = [
-        c for c in candidates if all(c.entities.get(k) == str(v) for k, v in pet_filters.items())
-    ]
+    kept = [c for c in candidates if matches(c.entities, pet_filters)]
     if not kept:
-        return None, [messages.no_pet(prefix, folder)]
+        return None, [
+            messages.no_pet(prefix, folder, describe(pet_filters) if pet_filters else "")
+        ]
     if len(kept) > 1:
-        return None, [messages.several_pet(prefix, [c.name for c in kept], pet_filters)]
+        return None, [messages.several_pet(prefix, [c.name for c in kept], describe(pet_filters))]
     return kept[0], []
 
 
@@ -407,10 +547,51 @@ def _expected_sidecar(image: Path) -> Path:
     return image.with_name(stem + ".json")
 
 
+def _orphan_problems(sidecar: Path, prefix: str) -> list[str]:
+    """A sidecar without its image: its own readability, and the missing image."""
+    problems: list[str] = []
+    try:
+        read_json_object(sidecar, prefix)
+    except MetadataError as exc:
+        problems.append(str(exc))
+    return [*problems, messages.missing_image(prefix, sidecar, _expected_image(sidecar))]
+
+
+def _resolved_metadata(
+    root: Path, image: Path, prefix: str
+) -> tuple[ResolvedMetadata | None, list[str]]:
+    """Resolve and check an image's metadata (own sidecar merged with inherited ones)."""
+    resolved, problems = resolve_metadata(root, image, prefix)
+    if resolved is None:
+        return None, problems
+    if not resolved.files:
+        return None, [messages.missing_sidecar(prefix, image, _expected_sidecar(image))]
+    return resolved, check_pet_sidecar(resolved, prefix)
+
+
 def load_pet_scan(
-    subject: str, session: str, candidate: _Candidate, *, check_data: bool = True
+    subject: str,
+    session: str,
+    candidate: _Candidate,
+    *,
+    root: Path,
+    check_data: bool = True,
+    exclude_bad_frames: bool = False,
 ) -> tuple[PetScan | None, list[str]]:
-    """Read and check one PET scan (sidecar, header, optionally the data).
+    """Read and check one PET scan (resolved metadata, header, decay, optionally the data).
+
+    Parameters
+    ----------
+    subject, session : str
+        Labels.
+    candidate : _Candidate
+        The image and its own sidecar.
+    root : Path
+        Dataset root (inherited sidecars are searched up to it).
+    check_data : bool
+        Read every frame (integrity, signal checks, content hash); else only hash the file.
+    exclude_bad_frames : bool
+        Leave unusable frames out (with a note) instead of reporting them as problems.
 
     Returns
     -------
@@ -419,73 +600,100 @@ def load_pet_scan(
     problems : list of str
     """
     prefix = messages.where(subject, session)
-    problems: list[str] = []
-    metadata: dict[str, Any] | None = None
-    if candidate.sidecar is None:
-        if candidate.image is not None:
-            problems.append(
-                messages.missing_sidecar(
-                    prefix, candidate.image, _expected_sidecar(candidate.image)
-                )
-            )
-    else:
-        try:
-            metadata = read_sidecar(candidate.sidecar, prefix)
-        except MetadataError as exc:
-            problems.append(str(exc))
-        else:
-            problems += check_pet_sidecar(metadata, candidate.sidecar, prefix)
     if candidate.image is None:
-        if candidate.sidecar is not None:
-            problems.append(
-                messages.missing_image(
-                    prefix, candidate.sidecar, _expected_image(candidate.sidecar)
-                )
-            )
-        return None, problems
+        return None, _orphan_problems(candidate.sidecar, prefix) if candidate.sidecar else []
+    resolved, problems = _resolved_metadata(root, candidate.image, prefix)
     header, header_problems = read_image_header(candidate.image, prefix)
     problems += header_problems
-    if header is not None and metadata is not None and candidate.sidecar is not None:
-        problems += check_frame_count(
-            metadata, candidate.sidecar, prefix, candidate.image, header.n_frames
-        )
-    if header is not None and not header_problems and check_data:
-        problems += check_image_data(candidate.image, prefix)
-    if not problems and metadata is not None and candidate.sidecar is not None:
-        problems += check_modelling_schedule(metadata, candidate.sidecar, prefix)
-    if problems or header is None or metadata is None or candidate.sidecar is None:
+    if header is not None and resolved is not None:
+        problems += check_frame_count(resolved, prefix, candidate.image, header.n_frames)
+    if problems or header is None or resolved is None:
         return None, problems
+    metadata = resolved.values
+    location = resolved.location("FrameTimesStart", "FrameDuration")
+    timing = frame_timing_from_metadata(metadata, location)
+    problems += check_modelling_schedule(resolved, prefix)
+    if problems:  # decay factors of an implausible schedule (e.g. milliseconds) overflow
+        return None, problems
+    decay, problems = plan_decay_correction(resolved, timing.start_s, timing.end_s, prefix)
+    if problems or decay is None:
+        return None, problems
+    if check_data:
+        data, data_problems = check_image_data(
+            candidate.image, prefix, decay.factors, exclude_bad_frames=exclude_bad_frames
+        )
+    else:
+        data, data_problems = hash_image_file(candidate.image, prefix)
+    if data is None:
+        return None, data_problems
+    kept = [i for i in range(timing.n_frames) if i not in set(data.excluded)]
+    analysed = FrameTiming(timing.start_min[kept], timing.end_min[kept])
+    notes = list(data.notes)
+    late = late_start_note(analysed, metadata, prefix, excluded=bool(data.excluded))
+    if late is not None:
+        notes.append(late)
+    for note in notes:
+        logger.warning(note)
+    if not decay.is_identity:
+        notes.append(messages.decay_note(prefix, decay.description))
+        logger.info(notes[-1])
     units = normalise_units(metadata["Units"])
+    own = candidate.sidecar if candidate.sidecar is not None else resolved.files[-1]
     scan = PetScan(
         subject=subject,
         session=session,
         path=candidate.image,
-        sidecar_path=candidate.sidecar,
+        sidecar_path=own,
         entities=dict(candidate.entities),
         metadata=metadata,
         n_frames=header.n_frames,
-        timing=frame_timing_from_metadata(metadata, candidate.sidecar),
+        timing=analysed,
         shape=header.shape,
         voxel_size_mm=header.voxel_size_mm,
         units=units if units is not None else str(metadata["Units"]),
+        metadata_sources=dict(resolved.sources),
+        sidecar_files=resolved.files,
+        decay=decay,
+        excluded_frames=data.excluded,
+        notes=tuple(notes),
+        sha256=data.sha256,
+        data_sha256=data.data_sha256,
+        outside_fov_voxels=data.outside_fov_voxels,
     )
     return scan, []
 
 
-def check_modelling_schedule(metadata: Mapping[str, Any], sidecar: Path, prefix: str) -> list[str]:
-    """App-specific checks of a valid PET-BIDS schedule: long enough, frames after injection.
+def _injection_s(metadata: Mapping[str, Any]) -> float:
+    value = metadata.get("InjectionStart", 0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0.0
+    return float(value)
 
-    Both are legal PET-BIDS, so they are not part of :func:`check_pet_sidecar`; but a
-    reference-tissue model needs at least :data:`MIN_SCAN_DURATION_S` of data (a shorter
-    schedule is most often written in minutes) and frames from the injection on (the
-    participant pipeline would otherwise stop after registration).
+
+def late_start_note(
+    timing: FrameTiming, metadata: Mapping[str, Any], prefix: str, *, excluded: bool
+) -> str | None:
+    """A warning when the analysed frames start :data:`LATE_START_WARNING_S` after injection."""
+    delay_s = float(timing.start_s[0]) - _injection_s(metadata)
+    if delay_s < LATE_START_WARNING_S:
+        return None
+    return messages.late_start(prefix, delay_s, excluded)
+
+
+def check_modelling_schedule(resolved: ResolvedMetadata, prefix: str) -> list[str]:
+    """App-specific checks of a valid PET-BIDS schedule: plausible length, after injection.
+
+    All are legal PET-BIDS, so they are not part of
+    :func:`~bids_app.bidsio.metadata.check_pet_sidecar`; but a reference-tissue model needs at
+    least :data:`MIN_SCAN_DURATION_S` of data (a shorter schedule is most often written in
+    minutes), no more than the radionuclide allows (a longer one is most often written in
+    milliseconds, :func:`~bids_app.bidsio.decay.implausible_schedule`), and frames from the
+    injection on (the participant pipeline would otherwise stop after registration).
 
     Parameters
     ----------
-    metadata : mapping
-        A sidecar that passed :func:`check_pet_sidecar`.
-    sidecar : Path
-        Its path (named in messages).
+    resolved : ResolvedMetadata
+        Metadata that passed :func:`~bids_app.bidsio.metadata.check_pet_sidecar`.
     prefix : str
         Message prefix.
 
@@ -494,20 +702,24 @@ def check_modelling_schedule(metadata: Mapping[str, Any], sidecar: Path, prefix:
     list of str
         One line per problem.
     """
-    start_s = [float(v) for v in metadata["FrameTimesStart"]]
-    duration_s = [float(v) for v in metadata["FrameDuration"]]
+    metadata = resolved.values
+    start_s = np.asarray(metadata["FrameTimesStart"], dtype=np.float64)
+    end_s = start_s + np.asarray(metadata["FrameDuration"], dtype=np.float64)
+    location = resolved.location("FrameTimesStart", "FrameDuration")
     problems: list[str] = []
-    total_s = max(s + d for s, d in zip(start_s, duration_s, strict=True)) - min(start_s)
+    total_s = float(np.max(end_s) - np.min(start_s))
     if total_s < MIN_SCAN_DURATION_S:
-        problems.append(messages.scan_too_short(prefix, total_s, MIN_SCAN_DURATION_S, sidecar))
-    injection_s = metadata.get("InjectionStart", 0)
-    if (
-        isinstance(injection_s, (int, float))
-        and not isinstance(injection_s, bool)
-        and start_s[0] < float(injection_s) - INJECTION_TOLERANCE_S
-    ):
+        problems.append(messages.scan_too_short(prefix, total_s, MIN_SCAN_DURATION_S, location))
+    problems += implausible_schedule(resolved, start_s, end_s, prefix)
+    injection_s = _injection_s(metadata)
+    if float(start_s[0]) < injection_s - INJECTION_TOLERANCE_S:
         problems.append(
-            messages.frames_before_injection(prefix, start_s[0], float(injection_s), sidecar)
+            messages.frames_before_injection(
+                prefix,
+                float(start_s[0]),
+                injection_s,
+                resolved.location("FrameTimesStart", "InjectionStart"),
+            )
         )
     return problems
 
@@ -541,15 +753,30 @@ def check_t1w(image: Path, prefix: str) -> list[str]:
     return []
 
 
-def find_t1w(layout: BIDSLayout, subject: str, baseline_session: str) -> Path | None:
-    """Return the participant's T1w: a session-less one, else the baseline session's, else None."""
+def find_t1w(
+    layout: BIDSLayout,
+    subject: str,
+    baseline_session: str,
+    t1w_filters: ScanFilters | None = None,
+) -> Path | None:
+    """The participant's T1w: a session-less one, else the baseline session's, else None.
+
+    ``t1w_filters`` (e.g. ``{"acq": ("mprage",)}``) narrow the choice; among several the first
+    by name is used (logged).
+    """
     files = layout.get(
-        subject=subject, suffix="T1w", extension=list(_IMAGE_EXTENSIONS), return_type="object"
+        subject=subject, suffix="T1w", extension=list(_IMAGE_EXTENSIONS), return_type="filename"
     )
-    sessionless = sorted(Path(f.path) for f in files if "session" not in f.get_entities())
-    in_baseline = sorted(
-        Path(f.path) for f in files if f.get_entities().get("session") == baseline_session
-    )
+    chosen = []
+    for name in files:
+        path = Path(name)
+        entities = _scan_entities(path)
+        parsed = parse_bids_name(path.name)
+        if entities is None or parsed is None or not matches(entities, t1w_filters or {}):
+            continue
+        chosen.append((parsed.entities.get("ses"), path))
+    sessionless = sorted(path for ses, path in chosen if ses is None)
+    in_baseline = sorted(path for ses, path in chosen if ses == baseline_session)
     for group in (sessionless, in_baseline):
         if group:
             if len(group) > 1:
@@ -571,13 +798,22 @@ def _select_participants(
     return sorted(label for label in wanted if label in available), problems
 
 
+@dataclass(frozen=True)
+class _Selection:
+    """How scans are chosen and checked (the options of :func:`discover_study`)."""
+
+    pet_filters: ScanFilters
+    t1w_filters: ScanFilters
+    check_data: bool
+    exclude_bad_frames: bool
+
+
 def _collect_participant(
     layout: BIDSLayout,
     subject: str,
     pair: tuple[str, str],
     sessions: Sequence[str],
-    pet_filters: Mapping[str, str],
-    check_data: bool,
+    selection: _Selection,
 ) -> tuple[ParticipantInput | None, list[str], str | None]:
     """Check one participant; return (input or None, problems, incomplete-reason or None)."""
     absent = [
@@ -587,18 +823,26 @@ def _collect_participant(
     ]
     if absent:
         return None, absent, " ".join(absent)
+    root = Path(layout.root)
     problems: list[str] = []
     scans: list[PetScan | None] = []
     for ses in pair:
         prefix = messages.where(subject, ses)
-        folder = Path(layout.root) / f"sub-{subject}" / f"ses-{ses}" / "pet"
+        folder = root / f"sub-{subject}" / f"ses-{ses}" / "pet"
         candidate, found = _select_candidate(
-            _find_pet_candidates(layout, subject, ses), pet_filters, prefix, folder
+            _find_pet_candidates(layout, subject, ses), selection.pet_filters, prefix, folder
         )
         problems += found
         scan = None
         if candidate is not None:
-            scan, scan_problems = load_pet_scan(subject, ses, candidate, check_data=check_data)
+            scan, scan_problems = load_pet_scan(
+                subject,
+                ses,
+                candidate,
+                root=root,
+                check_data=selection.check_data,
+                exclude_bad_frames=selection.exclude_bad_frames,
+            )
             problems += scan_problems
         scans.append(scan)
     baseline, challenge = scans
@@ -606,14 +850,57 @@ def _collect_participant(
         if baseline.tracer.strip().casefold() != challenge.tracer.strip().casefold():
             tracers = {baseline.session: baseline.tracer, challenge.session: challenge.tracer}
             problems.append(messages.different_tracers(subject, tracers))
+    t1w = find_t1w(layout, subject, pair[0], selection.t1w_filters)
+    if t1w is not None:
+        _, t1w_problems = resolve_metadata(root, t1w, messages.where(subject))
+        problems += t1w_problems
+        if selection.check_data and not t1w_problems:
+            problems += check_t1w(t1w, messages.where(subject))
     if problems or baseline is None or challenge is None:
         return None, problems, None
-    t1w = find_t1w(layout, subject, pair[0])
-    if t1w is not None and check_data:
-        t1w_problems = check_t1w(t1w, messages.where(subject))
-        if t1w_problems:
-            return None, t1w_problems, None
     return ParticipantInput(subject, baseline, challenge, t1w), [], None
+
+
+def _label(scan: PetScan) -> str:
+    return f"sub-{scan.subject} ses-{scan.session} ({scan.path.name})"
+
+
+def duplicate_scans(participants: Sequence[ParticipantInput]) -> list[str]:
+    """Scans that must differ but are one file or hold the same image.
+
+    Within a participant the baseline and challenge scans, and across participants every scan,
+    are compared by file identity, then by the SHA-256 of their voxel values (or, when the
+    data were not read, of their files), computed once during validation.
+
+    Returns
+    -------
+    list of str
+        One line per pair of identical scans.
+    """
+    problems: list[str] = []
+    by_digest: dict[str, list[PetScan]] = {}
+    for participant in participants:
+        for scan in (participant.baseline, participant.challenge):
+            digest = scan.data_sha256 or scan.sha256
+            if digest is not None:
+                by_digest.setdefault(digest, []).append(scan)
+    for digest, scans in by_digest.items():
+        for i, first in enumerate(scans):
+            for second in scans[i + 1 :]:
+                same_file = first.path.resolve() == second.path.resolve() or (
+                    first.path.exists() and os.path.samefile(first.path, second.path)
+                )
+                how = "are the same file" if same_file else "hold the same image"
+                problems.append(
+                    messages.identical_images(
+                        _label(first),
+                        _label(second),
+                        how,
+                        digest,
+                        within=first.subject == second.subject,
+                    )
+                )
+    return problems
 
 
 def discover_study(
@@ -622,9 +909,11 @@ def discover_study(
     participant_labels: Iterable[str] | None = None,
     baseline_session: str | None = None,
     challenge_session: str | None = None,
-    pet_filters: Mapping[str, str] | None = None,
+    pet_filters: Mapping[str, object] | None = None,
+    t1w_filters: Mapping[str, object] | None = None,
     skip_incomplete: bool = False,
     check_data: bool = True,
+    exclude_bad_frames: bool = False,
     database_path: Path | None = None,
 ) -> Study:
     """Find and validate the baseline and challenge PET scans of every selected participant.
@@ -638,14 +927,19 @@ def discover_study(
     baseline_session, challenge_session : str, optional
         Session labels (``--baseline-session``/``--challenge-session``); see :func:`map_sessions`
         for the defaults.
-    pet_filters : mapping of str to str, optional
-        Filename entities a PET scan must have, e.g. ``{"rec": "acdyn"}``, when a session holds
-        several scans (keys as in file names: ``trc``, ``rec``, ``run``, ``task``).
+    pet_filters, t1w_filters : mapping, optional
+        Filename entities a PET scan / T1w must have when a session holds several, keys as in
+        file names (``trc``, ``rec``, ``run``, ``task``, ``acq``), e.g. ``{"run": 2}`` or
+        ``{"rec": ("acdyn", "ac")}``; None as a value: the entity must be absent (see
+        :mod:`bids_app.bidsio.filters`).
     skip_incomplete : bool
         Leave out participants lacking a session (recorded in :attr:`Study.skipped`) instead of
-        reporting them as problems.
+        reporting them as problems; it is still an error when no participant is left.
     check_data : bool
-        Also read every image frame by frame (finite values, not all zero, intact file).
+        Also read every image frame by frame (integrity, per-frame signal, voxel hash).
+    exclude_bad_frames : bool
+        Leave unusable frames out of the analysis (recorded in :attr:`PetScan.excluded_frames`
+        and its notes) instead of reporting them as problems.
     database_path : Path, optional
         pybids index folder (see :func:`build_layout`).
 
@@ -678,6 +972,9 @@ def discover_study(
         )
     except ValidationError as exc:
         raise ValidationError([*problems, *exc.problems]) from None
+    selection = _Selection(
+        as_filters(pet_filters), as_filters(t1w_filters), check_data, exclude_bad_frames
+    )
     participants: list[ParticipantInput] = []
     skipped: list[tuple[str, str]] = []
     for subject in selected:
@@ -686,8 +983,7 @@ def discover_study(
             subject,
             mapping.pairs[subject],
             sessions_by_subject[subject],
-            dict(pet_filters or {}),
-            check_data,
+            selection,
         )
         if incomplete is not None and skip_incomplete:
             logger.warning("skipping sub-%s: %s", subject, incomplete)
@@ -696,9 +992,12 @@ def discover_study(
             problems += found
         else:
             participants.append(participant)
+    problems += duplicate_scans(participants)
     tracers = {p.subject: p.baseline.tracer for p in participants}
     if len({t.strip().casefold() for t in tracers.values()}) > 1:
         problems.append(messages.different_tracers_across(tracers))
+    if not problems and not participants and skipped:
+        problems = [reason for _, reason in skipped]
     if problems:
         raise ValidationError(problems)
     pairs = {mapping.pairs[p.subject] for p in participants} or set(mapping.pairs.values())

@@ -7,6 +7,7 @@ fix it*. Each function returns one line without a trailing full stop being requi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -131,22 +132,52 @@ def missing_session(subject: str, session: str, role: str, available: Sequence[s
     )
 
 
-# ----------------------------------------------------------------------------- PET files
-def no_pet(prefix: str, folder: Path) -> str:
-    """No ``*_pet.nii[.gz]`` or ``*_pet.json`` in a session."""
+def sessions_tsv_contradiction(
+    subject: str,
+    baseline: str,
+    challenge: str,
+    conditions: Mapping[str, str],
+    path: Path,
+    source: str,
+) -> str:
+    """``sessions.tsv``'s ``condition`` column says the opposite of the session mapping."""
+    said = ", ".join(f"ses-{ses}: {cond!r}" for ses, cond in sorted(conditions.items()))
+    by = (
+        "--baseline-session/--challenge-session"
+        if source == "flags"
+        else f"the default labels (ses-{baseline} = saline placebo, ses-{challenge} = naloxone)"
+    )
+    fix = (
+        "the flags win; check that they are right"
+        if source == "flags"
+        else f"fix the 'condition' column, or, if the file is right, pass --baseline-session "
+        f"{challenge} --challenge-session {baseline}"
+    )
     return (
-        f"{prefix}: no PET scan (*_pet.nii.gz + *_pet.json) found in {folder}. "
-        "Add the scan or leave the participant out with --participant-label."
+        f"{where(subject)}: {path.name} gives the condition {said}, but {by} make ses-{baseline} "
+        f"the baseline and ses-{challenge} the challenge; {fix} ({path})."
     )
 
 
-def several_pet(prefix: str, names: Sequence[str], filters: Mapping[str, str]) -> str:
+# ----------------------------------------------------------------------------- PET files
+def no_pet(prefix: str, folder: Path, filters: str = "") -> str:
+    """No ``*_pet.nii[.gz]`` or ``*_pet.json`` in a session (matching the filters)."""
+    how = f" matching the filters {filters}" if filters else ""
+    return (
+        f"{prefix}: no PET scan (*_pet.nii.gz + *_pet.json){how} found in {folder}. "
+        "Add the scan, fix --pet-run/--bids-filter-file, or leave the participant out with "
+        "--participant-label."
+    )
+
+
+def several_pet(prefix: str, names: Sequence[str], filters: str = "") -> str:
     """More than one PET scan remains in a session after filtering."""
-    how = f" after the filters {dict(filters)}" if filters else ""
+    how = f" matching the filters {filters}" if filters else ""
     return (
         f"{prefix}: {len(names)} PET scans found{how} ({_join(names)}); exactly one is needed. "
-        "Select one with a PET entity filter, e.g. pet_filters={'rec': '<label>'} "
-        "(the entities of the names above: trc, rec, run, task)."
+        "Select one on the command line: --pet-run <index> for runs, or --bids-filter-file "
+        'with a JSON such as {"pet": {"rec": "<label>"}} (entities of the names above: trc, '
+        "rec, run, task)."
     )
 
 
@@ -159,122 +190,171 @@ def missing_image(prefix: str, sidecar: Path, expected: Path) -> str:
 
 
 def missing_sidecar(prefix: str, image: Path, expected: Path) -> str:
-    """A PET image without its JSON sidecar."""
+    """A PET image to which no JSON sidecar applies (none of its own, none inherited)."""
     return (
-        f"{prefix}: PET sidecar missing: {expected.name} not found for {image.name}. "
-        f"Create the JSON sidecar ({expected}) with the required PET-BIDS fields."
+        f"{prefix}: PET sidecar missing: {expected.name} not found for {image.name}, and no "
+        "sidecar applies by inheritance (e.g. pet.json at the dataset root). Create the JSON "
+        f"sidecar ({expected}) with the required PET-BIDS fields."
+    )
+
+
+def ambiguous_sidecars(data_file: Path, first: Path, second: Path, folder: Path) -> str:
+    """Two applicable sidecars in one folder that cannot be ordered by their entities."""
+    return (
+        f"{data_file.name}: two sidecars in {folder} apply to it, {first.name} and "
+        f"{second.name}, and neither's entities include the other's, so which value wins is "
+        "undefined (BIDS inheritance principle). Merge them, or add an entity so that one "
+        "is more specific."
     )
 
 
 # ----------------------------------------------------------------------------- sidecar fields
-def missing_field(prefix: str, field: str, sidecar: Path) -> str:
-    """A REQUIRED PET-BIDS field is absent."""
+def missing_field(prefix: str, field: str, names: str, location: str) -> str:
+    """A REQUIRED PET-BIDS field is absent from every applicable sidecar."""
     return (
-        f"{prefix}: required PET-BIDS field {field} is missing from {sidecar.name}. "
-        f"Add it to the sidecar JSON ({sidecar})."
+        f"{prefix}: required PET-BIDS field {field} is missing from {names}. Add it to {location}."
     )
 
 
-def wrong_type(prefix: str, field: str, expected: str, found: object, sidecar: Path) -> str:
+def wrong_type(prefix: str, field: str, expected: str, found: object, location: str) -> str:
     """A sidecar field has the wrong JSON type."""
     shown = repr(found)
     if len(shown) > 60:
         shown = shown[:57] + "..."
     return (
         f"{prefix}: {field} must be {expected}; found {shown} ({type(found).__name__}). "
-        f"Fix the sidecar JSON ({sidecar})."
+        f"Fix {location}."
     )
 
 
 def bad_value(
-    prefix: str, field: str, allowed: Sequence[str], found: object, sidecar: Path
+    prefix: str, field: str, allowed: Sequence[str], found: object, location: str
 ) -> str:
     """A sidecar field's value is not one of the allowed ones."""
-    return (
-        f"{prefix}: {field} must be one of {_join(allowed)}; found {found!r}. "
-        f"Fix the sidecar JSON ({sidecar})."
-    )
+    return f"{prefix}: {field} must be one of {_join(allowed)}; found {found!r}. Fix {location}."
 
 
-def bad_time_of_day(prefix: str, field: str, found: object, sidecar: Path) -> str:
+def bad_time_of_day(prefix: str, field: str, found: object, location: str) -> str:
     """A clock time (``TimeZero``) not in ``hh:mm:ss`` format."""
     return (
         f"{prefix}: {field} must be a clock time 'hh:mm:ss' (e.g. '13:04:42'); found {found!r}. "
-        f"Fix the sidecar JSON ({sidecar})."
+        f"Fix {location}."
     )
 
 
-def timing_length_mismatch(prefix: str, n_start: int, n_duration: int, sidecar: Path) -> str:
-    """``FrameTimesStart`` and ``FrameDuration`` differ in length."""
-    return (
-        f"{prefix}: FrameTimesStart has {n_start} entries but FrameDuration has {n_duration}; "
-        f"they must have one entry per frame. Fix the sidecar JSON ({sidecar})."
-    )
+def schedule_problem(prefix: str, problem: str, location: str) -> str:
+    """A frame schedule problem found by :func:`bids_app.timing.frame_schedule_problems`."""
+    return f"{prefix}: {problem.rstrip('.')}. Fix FrameTimesStart/FrameDuration in {location}."
 
 
 def frame_count_mismatch(
-    prefix: str, field: str, n_entries: int, image_name: str, n_frames: int, sidecar: Path
+    prefix: str, field: str, n_entries: int, image_name: str, n_frames: int, location: str
 ) -> str:
     """A timing array's length differs from the image's number of volumes."""
     return (
         f"{prefix}: {field} has {n_entries} entries but {image_name} has {n_frames} frames. "
-        f"Fix the sidecar JSON ({sidecar})."
+        f"Fix {location}."
     )
 
 
-def nonfinite_timing(prefix: str, field: str, index: int, sidecar: Path) -> str:
-    """A timing entry is NaN/Inf (can come from a non-standard JSON writer)."""
-    return (
-        f"{prefix}: {field} entry {index} is not a finite number. Fix the sidecar JSON "
-        f"({sidecar})."
-    )
-
-
-def nonpositive_duration(prefix: str, index: int, value: float, sidecar: Path) -> str:
-    """A frame duration is zero or negative."""
-    return (
-        f"{prefix}: FrameDuration must be positive (seconds); frame {index} has {value:g}. "
-        f"Fix the sidecar JSON ({sidecar})."
-    )
-
-
-def unsorted_frames(prefix: str, index: int, prev: float, value: float, sidecar: Path) -> str:
-    """Frame start times are not increasing."""
-    return (
-        f"{prefix}: FrameTimesStart must be increasing; frame {index} starts at {value:g} s, "
-        f"not after frame {index - 1} at {prev:g} s. Fix the sidecar JSON ({sidecar})."
-    )
-
-
-def overlapping_frames(
-    prefix: str,
-    index: int,
-    start_s: float,
-    prev_end_s: float,
-    sidecar: Path,
-    *,
-    durations_look_like_ends: bool = False,
-) -> str:
-    """A frame starts before the previous one ends."""
-    hint = (
-        " FrameDuration looks like frame end times (FrameDuration[i] == FrameTimesStart[i+1]);"
-        " it must hold each frame's length (end - start)."
-        if durations_look_like_ends
-        else ""
-    )
-    return (
-        f"{prefix}: frames overlap; frame {index} starts at {start_s:g} s, before frame "
-        f"{index - 1} ends at {prev_end_s:g} s (FrameTimesStart + FrameDuration).{hint} "
-        f"Fix FrameTimesStart/FrameDuration ({sidecar})."
-    )
-
-
-def minutes_not_seconds(prefix: str, n_frames: int, total: float, sidecar: Path) -> str:
+def minutes_not_seconds(prefix: str, n_frames: int, total: float, location: str) -> str:
     """A schedule whose total length suggests minutes were written instead of seconds."""
     return (
         f"{prefix}: the frame schedule lasts {total:g} s in total for {n_frames} frames, "
         "which suggests FrameTimesStart/FrameDuration were written in minutes; PET-BIDS "
-        f"needs seconds. Multiply them by 60 in the sidecar JSON ({sidecar})."
+        f"needs seconds. Multiply them by 60 in {location}."
+    )
+
+
+def implausible_schedule(
+    prefix: str,
+    total_s: float,
+    frame: int,
+    duration_s: float,
+    basis: str,
+    max_total_s: float,
+    max_frame_s: float,
+    milliseconds: bool,
+    location: str,
+) -> str:
+    """A frame schedule far too long for the radionuclide (often milliseconds, not seconds)."""
+    hint = (
+        "The values look like milliseconds: divide FrameTimesStart and FrameDuration by 1000"
+        if milliseconds
+        else "Check the units (PET-BIDS needs seconds) and the values of FrameTimesStart and "
+        "FrameDuration"
+    )
+    return (
+        f"{prefix}: implausible frame times: the scan lasts {total_s:g} s "
+        f"({total_s / 3600:.3g} h) from the injection and frame {frame} lasts {duration_s:g} s, "
+        f"but for {basis} a scan longer than {max_total_s:g} s or a frame longer than "
+        f"{max_frame_s:g} s holds almost no signal at its end. {hint} in {location}."
+    )
+
+
+# ----------------------------------------------------------------------------- decay
+def bad_decay_factor_list(prefix: str, found: object, n_frames: int, location: str) -> str:
+    """``DecayCorrectionFactor`` is not one positive number per frame."""
+    shown = repr(found)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return (
+        f"{prefix}: DecayCorrectionFactor must be a list of {n_frames} positive numbers (one "
+        f"per frame); found {shown}. Fix or remove it in {location}."
+    )
+
+
+def cannot_decay_correct(prefix: str, nuclide: object, known: Sequence[str], location: str) -> str:
+    """Uncorrected data whose radionuclide has no known half-life."""
+    return (
+        f"{prefix}: ImageDecayCorrected is false, so the app must decay-correct the images, "
+        f"but TracerRadionuclide {nuclide!r} is not a radionuclide it knows ({_join(known)}). "
+        f"Write it like 'C11' or 'F18' in {location}, or supply decay-corrected images."
+    )
+
+
+def decay_factors_contradict(prefix: str, corrected: str, location: str) -> str:
+    """Uncorrected data with factors that are neither 1 nor a correction's."""
+    return (
+        f"{prefix}: ImageDecayCorrected is {corrected} but DecayCorrectionFactor is neither 1 "
+        "for every frame (no correction applied) nor the factors of a decay correction with "
+        "the radionuclide's half-life. Make ImageDecayCorrected, ImageDecayCorrectionTime and "
+        f"DecayCorrectionFactor agree, or remove DecayCorrectionFactor, in {location}."
+    )
+
+
+def decay_factors_all_one(prefix: str, expected_last: float, location: str) -> str:
+    """``ImageDecayCorrected: true`` with factors of 1 (no correction applied)."""
+    return (
+        f"{prefix}: ImageDecayCorrected is true but DecayCorrectionFactor is 1 for every frame, "
+        f"i.e. no correction was applied (the last frame would need about {expected_last:.3g}). "
+        "If the images are not decay-corrected set ImageDecayCorrected to false (the app then "
+        f"corrects them); if they are, fix or remove DecayCorrectionFactor in {location}."
+    )
+
+
+def decay_factors_mismatch(
+    prefix: str,
+    frame: int,
+    given: float,
+    expected: float,
+    nuclide: str,
+    correction_time_s: float,
+    implied_s: float | None,
+    location: str,
+) -> str:
+    """``DecayCorrectionFactor`` disagrees with the half-life and ``ImageDecayCorrectionTime``."""
+    hint = (
+        f" The factors match a correction to {implied_s:.4g} s: set ImageDecayCorrectionTime "
+        "to that value if it is the true one."
+        if implied_s is not None
+        else " Check TracerRadionuclide too."
+    )
+    return (
+        f"{prefix}: DecayCorrectionFactor contradicts the other fields: frame {frame} has "
+        f"{given:.5g}, but a decay correction of {nuclide} to ImageDecayCorrectionTime="
+        f"{correction_time_s:g} s gives {expected:.5g}.{hint} Make the fields agree (or remove "
+        f"DecayCorrectionFactor) in {location}."
     )
 
 
@@ -304,14 +384,6 @@ def too_few_frames(prefix: str, image: Path, n_frames: int, min_frames: int) -> 
     )
 
 
-def nonfinite_frame(prefix: str, image: Path, frames: Sequence[int], n_bad: int) -> str:
-    """Frames containing NaN or Inf voxels."""
-    return (
-        f"{prefix}: {image.name} has {n_bad} non-finite (NaN/Inf) voxel value(s) in frame(s) "
-        f"{_join(str(f) for f in frames)}. Re-export the image without NaN/Inf ({image})."
-    )
-
-
 def all_zero_image(prefix: str, image: Path) -> str:
     """An image whose every voxel is zero."""
     return (
@@ -338,25 +410,80 @@ def bad_geometry(prefix: str, image: Path, detail: str) -> str:
     )
 
 
-def scan_too_short(prefix: str, total_s: float, min_s: float, sidecar: Path) -> str:
+def scan_too_short(prefix: str, total_s: float, min_s: float, location: str) -> str:
     """A frame schedule too short for reference-tissue modelling (often minutes, not s)."""
     return (
         f"{prefix}: the frame schedule lasts {total_s:g} s in total; reference-tissue "
         f"modelling needs at least {min_s:g} s ({min_s / 60:g} min) of dynamic data. If "
         "FrameTimesStart/FrameDuration were written in minutes, multiply them by 60 "
-        f"(PET-BIDS needs seconds) in the sidecar JSON ({sidecar})."
+        f"(PET-BIDS needs seconds) in {location}."
     )
 
 
 def frames_before_injection(
-    prefix: str, first_start_s: float, injection_s: float, sidecar: Path
+    prefix: str, first_start_s: float, injection_s: float, location: str
 ) -> str:
     """A frame starting before the injection (the models start at the injection)."""
     return (
         f"{prefix}: the first frame starts at {first_start_s:g} s, before the injection "
         f"(InjectionStart={injection_s:g} s); reference-tissue models need frames from the "
         "injection on. Check FrameTimesStart and InjectionStart (both relative to TimeZero) "
-        f"in the sidecar JSON ({sidecar})."
+        f"in {location}."
+    )
+
+
+def late_start(prefix: str, delay_s: float, excluded: bool) -> str:
+    """The analysed frames start minutes after the injection (a warning)."""
+    what = "after its first frame(s) were excluded, the analysis" if excluded else "the scan"
+    return (
+        f"{prefix}: {what} starts {delay_s / 60:.3g} min after the injection: the early, "
+        "rising part of the TACs is missing, which biases k2' and R1 (SRTM/SRTM2 assume the "
+        "curves from the injection on); interpret R1 and k2' with care"
+    )
+
+
+def decay_note(prefix: str, description: str) -> str:
+    """What the app did about decay correction (a note)."""
+    return f"{prefix}: {description}"
+
+
+def unusable_frames(prefix: str, image: Path, reasons: Mapping[int, str]) -> str:
+    """Frames whose data are broken (an error without ``--exclude-bad-frames``)."""
+    listed = "; ".join(f"frame {i}: {why}" for i, why in reasons.items())
+    return (
+        f"{prefix}: {image.name} has {len(reasons)} unusable frame(s): {listed}. Re-export the "
+        "image, or pass --exclude-bad-frames to leave these frames out of motion correction, "
+        f"TACs and fits ({image})."
+    )
+
+
+def excluded_frames(prefix: str, image: Path, reasons: Mapping[int, str]) -> str:
+    """Frames left out with ``--exclude-bad-frames`` (a warning)."""
+    listed = "; ".join(f"frame {i}: {why}" for i, why in reasons.items())
+    return (
+        f"{prefix}: excluded {len(reasons)} frame(s) of {image.name} from motion correction, "
+        f"TACs and fits (--exclude-bad-frames): {listed}"
+    )
+
+
+def too_many_excluded(prefix: str, image: Path, n_left: int, min_frames: int) -> str:
+    """Excluding the bad frames would leave too few frames."""
+    return (
+        f"{prefix}: excluding the unusable frames of {image.name} leaves {n_left} frame(s); "
+        f"kinetic modelling needs at least {min_frames}. Re-export the image ({image})."
+    )
+
+
+def identical_images(first: str, second: str, how: str, digest: str, *, within: bool) -> str:
+    """Two scans that must differ are the same file or hold the same image."""
+    why = (
+        "a baseline-vs-challenge comparison of the same data gives a drug effect of exactly 0"
+        if within
+        else "two participants cannot share a scan"
+    )
+    return (
+        f"{first} and {second} {how} (SHA-256 {digest[:12]}...): {why}. Point each session to "
+        "its own scan."
     )
 
 
@@ -417,4 +544,17 @@ def output_not_writable(output_dir: Path, blocker: Path, detail: str) -> str:
     return (
         f"OUTPUT_DIR {output_dir} cannot be created or written: {blocker} {detail}. "
         "Choose a writable folder or fix its permissions."
+    )
+
+
+# ----------------------------------------------------------------------------- environment
+def pybids_startup(error: BaseException) -> str:
+    """pybids failed while importing (it reads ``$HOME/pybids_config.json``)."""
+    home = os.environ.get("HOME", "(unset)")
+    return (
+        f"pybids, which indexes the BIDS dataset, could not start: reading its settings file "
+        f"in the home folder failed ({type(error).__name__}: {error}). HOME={home} is not "
+        f"readable by this user (uid {os.getuid()}). Run with a readable HOME, e.g. "
+        "`HOME=/tmp bids_app ...`, `docker run -e HOME=/tmp ...` or `apptainer run --home "
+        "/tmp ...`."
     )

@@ -1,15 +1,15 @@
-"""PET sidecar and image checks; the sidecar's frame schedule becomes a :class:`FrameTiming`.
+"""PET sidecar and image-header checks; the frame schedule becomes a :class:`FrameTiming`.
 
 Every check here *collects* problems (one line each, worded by :mod:`bids_app.bidsio.messages`)
 instead of raising on the first one, so that a run can report everything wrong with its inputs at
-once.
-Seconds become minutes exactly once, in :func:`frame_timing_from_metadata`.
+once. The metadata checked is a scan's *resolved* metadata (:mod:`bids_app.bidsio.inheritance`:
+its own sidecar merged with inherited ones), and every message names the file(s) a value came
+from. Seconds become minutes exactly once, in :func:`frame_timing_from_metadata`.
 """
 
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import math
 import re
@@ -23,8 +23,9 @@ import nibabel as nib
 import numpy as np
 
 from bids_app.bidsio import messages
+from bids_app.bidsio.inheritance import ResolvedMetadata
 from bids_app.errors import MetadataError, ModelError
-from bids_app.timing import FrameTiming
+from bids_app.timing import FrameTiming, frame_schedule_problems
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +89,6 @@ MODES_OF_ADMINISTRATION: tuple[str, ...] = ("bolus", "infusion", "bolus-infusion
 
 #: Fewest frames a dynamic scan may have for kinetic modelling.
 MIN_FRAMES = 3
-
-#: Chunk size when a ``.nii.gz`` is streamed to its end to verify the gzip CRC.
-GZIP_CHUNK_BYTES = 1 << 24
 
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?$")
 
@@ -195,57 +193,24 @@ def normalise_units(units: str, allowed: tuple[str, ...] = ALLOWED_PET_UNITS) ->
 
 
 # ----------------------------------------------------------------------------- reading
-def read_sidecar(path: Path, prefix: str) -> dict[str, Any]:
-    """Read a JSON sidecar.
-
-    Parameters
-    ----------
-    path : Path
-        The ``*_pet.json`` (or any JSON object) file.
-    prefix : str
-        Message prefix, e.g. ``"sub-01 ses-nal"``.
-
-    Returns
-    -------
-    dict
-        The parsed object.
-
-    Raises
-    ------
-    MetadataError
-        When the file cannot be read, is not valid JSON, or holds something other than an object.
-    """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno} column {exc.colno}: {exc.msg}"
-        raise MetadataError(messages.invalid_json(prefix, Path(path), where)) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MetadataError(messages.invalid_json(prefix, Path(path), str(exc))) from exc
-    if not isinstance(data, dict):
-        raise MetadataError(messages.json_not_object(prefix, Path(path), type(data).__name__))
-    return data
-
-
 # ----------------------------------------------------------------------------- sidecar checks
-def check_pet_sidecar(metadata: Mapping[str, Any], sidecar: Path, prefix: str) -> list[str]:
-    """Check a PET sidecar's REQUIRED fields, their types, units and frame schedule.
+def check_pet_sidecar(resolved: ResolvedMetadata, prefix: str) -> list[str]:
+    """Check a PET scan's REQUIRED fields, their types, units and frame schedule.
 
     Parameters
     ----------
-    metadata : mapping
-        The parsed sidecar.
-    sidecar : Path
-        Its path (named in messages).
+    resolved : ResolvedMetadata
+        The scan's metadata merged from every applicable sidecar.
     prefix : str
         Message prefix, e.g. ``"sub-01 ses-nal"``.
 
     Returns
     -------
     list of str
-        One line per problem; empty when the sidecar is fine.
+        One line per problem (naming the sidecar each value came from, or every applicable
+        sidecar for a missing field); empty when the metadata is fine.
     """
+    metadata = resolved.values
     required = list(REQUIRED_PET_FIELDS)
     mode = metadata.get("ModeOfAdministration")
     if mode == "bolus-infusion":
@@ -260,28 +225,38 @@ def check_pet_sidecar(metadata: Mapping[str, Any], sidecar: Path, prefix: str) -
     problems: list[str] = []
     for field in required:
         if field not in metadata:
-            problems.append(messages.missing_field(prefix, field, sidecar))
+            problems.append(
+                messages.missing_field(prefix, field, resolved.names(), resolved.location(field))
+            )
             continue
         check, expected = _KINDS[FIELD_KINDS[field]]
         if not check(metadata[field]):
-            problems.append(messages.wrong_type(prefix, field, expected, metadata[field], sidecar))
+            problems.append(
+                messages.wrong_type(
+                    prefix, field, expected, metadata[field], resolved.location(field)
+                )
+            )
     type_ok = {f for f in required if f in metadata and _KINDS[FIELD_KINDS[f]][0](metadata[f])}
-    problems += _check_values(metadata, sidecar, prefix, type_ok)
+    problems += _check_values(resolved, prefix, type_ok)
     if {"FrameTimesStart", "FrameDuration"} <= type_ok:
         problems += check_frame_schedule(
-            metadata["FrameTimesStart"], metadata["FrameDuration"], sidecar, prefix
+            metadata["FrameTimesStart"],
+            metadata["FrameDuration"],
+            resolved.location("FrameTimesStart", "FrameDuration"),
+            prefix,
         )
     return problems
 
 
-def _check_values(
-    metadata: Mapping[str, Any], sidecar: Path, prefix: str, type_ok: set[str]
-) -> list[str]:
+def _check_values(resolved: ResolvedMetadata, prefix: str, type_ok: set[str]) -> list[str]:
     """Check enumerated values and formats of fields whose type is already right."""
+    metadata = resolved.values
     problems: list[str] = []
     if "Units" in type_ok and normalise_units(metadata["Units"]) is None:
         problems.append(
-            messages.bad_value(prefix, "Units", ALLOWED_PET_UNITS, metadata["Units"], sidecar)
+            messages.bad_value(
+                prefix, "Units", ALLOWED_PET_UNITS, metadata["Units"], resolved.location("Units")
+            )
         )
     if "InjectedRadioactivityUnits" in type_ok:
         units = metadata["InjectedRadioactivityUnits"]
@@ -292,7 +267,7 @@ def _check_values(
                     "InjectedRadioactivityUnits",
                     ALLOWED_RADIOACTIVITY_UNITS,
                     units,
-                    sidecar,
+                    resolved.location("InjectedRadioactivityUnits"),
                 )
             )
     if "ModeOfAdministration" in type_ok:
@@ -300,20 +275,30 @@ def _check_values(
         if mode not in MODES_OF_ADMINISTRATION:
             problems.append(
                 messages.bad_value(
-                    prefix, "ModeOfAdministration", MODES_OF_ADMINISTRATION, mode, sidecar
+                    prefix,
+                    "ModeOfAdministration",
+                    MODES_OF_ADMINISTRATION,
+                    mode,
+                    resolved.location("ModeOfAdministration"),
                 )
             )
     if "TimeZero" in type_ok and not _TIME_OF_DAY.match(metadata["TimeZero"]):
         problems.append(
-            messages.bad_time_of_day(prefix, "TimeZero", metadata["TimeZero"], sidecar)
+            messages.bad_time_of_day(
+                prefix, "TimeZero", metadata["TimeZero"], resolved.location("TimeZero")
+            )
         )
     return problems
 
 
 def check_frame_schedule(
-    frame_start_s: list[float], frame_duration_s: list[float], sidecar: Path, prefix: str
+    frame_start_s: list[float], frame_duration_s: list[float], location: str, prefix: str
 ) -> list[str]:
     """Check a PET-BIDS frame schedule (seconds): lengths, positive, increasing, no overlap.
+
+    The checks and their one tolerance are :func:`bids_app.timing.frame_schedule_problems`
+    (the same the :class:`FrameTiming` of the kinetics applies); a schedule that is valid but
+    lasts a few seconds in total is reported as written in minutes.
 
     Parameters
     ----------
@@ -321,8 +306,8 @@ def check_frame_schedule(
         ``FrameTimesStart``.
     frame_duration_s : (n_frames,) list of float, s
         ``FrameDuration``.
-    sidecar : Path
-        Sidecar path (named in messages).
+    location : str
+        Where the values came from (e.g. ``"the sidecar JSON (<path>)"``), named in messages.
     prefix : str
         Message prefix.
 
@@ -331,66 +316,33 @@ def check_frame_schedule(
     list of str
         One line per problem (at most one per kind, the first offending frame).
     """
-    if len(frame_start_s) != len(frame_duration_s):
-        return [
-            messages.timing_length_mismatch(
-                prefix, len(frame_start_s), len(frame_duration_s), sidecar
-            )
-        ]
-    for field, values in (("FrameTimesStart", frame_start_s), ("FrameDuration", frame_duration_s)):
-        bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
-        if bad:
-            return [messages.nonfinite_timing(prefix, field, bad[0], sidecar)]
-    problems: list[str] = []
     start = np.asarray(frame_start_s, dtype=np.float64)
     duration = np.asarray(frame_duration_s, dtype=np.float64)
-    nonpositive = np.flatnonzero(duration <= 0)
-    if nonpositive.size:
-        i = int(nonpositive[0])
-        problems.append(messages.nonpositive_duration(prefix, i, float(duration[i]), sidecar))
-    unsorted = np.flatnonzero(np.diff(start) <= 0)
-    if unsorted.size:
-        i = int(unsorted[0]) + 1
-        problems.append(
-            messages.unsorted_frames(prefix, i, float(start[i - 1]), float(start[i]), sidecar)
-        )
-    else:
-        end = start + duration
-        # tolerance: sidecars often hold rounded starts/durations (e.g. 237.0 + 2100.4)
-        overlap = np.flatnonzero(start[1:] < end[:-1] - 1e-3)
-        if overlap.size and not nonpositive.size:
-            i = int(overlap[0]) + 1
-            looks_like_ends = bool(np.allclose(duration[:-1], start[1:]))
-            problems.append(
-                messages.overlapping_frames(
-                    prefix,
-                    i,
-                    float(start[i]),
-                    float(end[i - 1]),
-                    sidecar,
-                    durations_look_like_ends=looks_like_ends,
-                )
-            )
+    ends = start + duration if start.shape == duration.shape else duration
+    found = frame_schedule_problems(start, ends)
+    problems = [messages.schedule_problem(prefix, p, location) for p in found]
+    if problems:
+        return problems
     total_s = float(np.max(start + duration))
     n_frames = int(start.size)
-    if not problems and ((n_frames >= 10 and total_s < 30.0) or total_s < 10.0):
-        problems.append(messages.minutes_not_seconds(prefix, n_frames, total_s, sidecar))
+    if (n_frames >= 10 and total_s < 30.0) or total_s < 10.0:
+        problems.append(messages.minutes_not_seconds(prefix, n_frames, total_s, location))
     return problems
 
 
 def check_frame_count(
-    metadata: Mapping[str, Any], sidecar: Path, prefix: str, image: Path, n_frames: int
+    resolved: ResolvedMetadata, prefix: str, image: Path, n_frames: int
 ) -> list[str]:
     """Check that ``FrameTimesStart`` and ``FrameDuration`` have one entry per image volume.
 
     Parameters
     ----------
-    metadata : mapping
-        The parsed sidecar (fields of a wrong type are skipped: reported elsewhere).
-    sidecar, image : Path
-        Sidecar and image paths (named in messages).
+    resolved : ResolvedMetadata
+        The scan's metadata (fields of a wrong type are skipped: reported elsewhere).
     prefix : str
         Message prefix.
+    image : Path
+        The image (named in messages).
     n_frames : int
         Number of volumes in the NIfTI header.
 
@@ -401,25 +353,25 @@ def check_frame_count(
     """
     problems: list[str] = []
     for field in ("FrameDuration", "FrameTimesStart"):
-        values = metadata.get(field)
+        values = resolved.values.get(field)
         if _is_number_array(values) and len(values) != n_frames:
             problems.append(
                 messages.frame_count_mismatch(
-                    prefix, field, len(values), image.name, n_frames, sidecar
+                    prefix, field, len(values), image.name, n_frames, resolved.location(field)
                 )
             )
     return problems
 
 
-def frame_timing_from_metadata(metadata: Mapping[str, Any], sidecar: Path) -> FrameTiming:
-    """Convert a checked sidecar's frame schedule (seconds) to a :class:`FrameTiming` (minutes).
+def frame_timing_from_metadata(metadata: Mapping[str, Any], location: str) -> FrameTiming:
+    """Convert a checked frame schedule (seconds) to a :class:`FrameTiming` (minutes).
 
     Parameters
     ----------
     metadata : mapping
-        Sidecar with ``FrameTimesStart`` and ``FrameDuration`` in seconds.
-    sidecar : Path
-        Its path (named in messages).
+        Metadata with ``FrameTimesStart`` and ``FrameDuration`` in seconds.
+    location : str
+        Where they came from (e.g. ``"the sidecar JSON (<path>)"``), named in messages.
 
     Returns
     -------
@@ -430,12 +382,13 @@ def frame_timing_from_metadata(metadata: Mapping[str, Any], sidecar: Path) -> Fr
     ------
     MetadataError
         When the schedule is missing or invalid (run :func:`check_pet_sidecar` first for a
-        complete list of problems).
+        complete list of problems; a schedule it accepts never fails here: both use
+        :func:`bids_app.timing.frame_schedule_problems`).
     """
     try:
         return FrameTiming.from_seconds(metadata["FrameTimesStart"], metadata["FrameDuration"])
     except (KeyError, TypeError, ValueError, ModelError) as exc:
-        msg = f"{sidecar.name}: invalid frame schedule ({exc}). Fix the sidecar JSON ({sidecar})."
+        msg = f"invalid frame schedule ({exc}). Fix FrameTimesStart/FrameDuration in {location}."
         raise MetadataError(msg) from exc
 
 
@@ -505,86 +458,6 @@ def read_image_header(image: Path, prefix: str) -> tuple[ImageHeaderInfo | None,
     if n_frames < MIN_FRAMES:
         return info, [messages.too_few_frames(prefix, image, n_frames, MIN_FRAMES)]
     return info, []
-
-
-def check_image_data(image: Path, prefix: str) -> list[str]:
-    """Read a 4-D PET image frame by frame: all values finite, not all zero, file intact.
-
-    Memory use is one frame at a time (the file is kept open so a ``.nii.gz`` is decompressed
-    sequentially); a ``.nii.gz`` is first streamed to its end once to verify its gzip CRC
-    (:func:`gzip_stream_error`).
-
-    Parameters
-    ----------
-    image : Path
-        ``*_pet.nii[.gz]`` whose header :func:`read_image_header` accepted.
-    prefix : str
-        Message prefix.
-
-    Returns
-    -------
-    list of str
-        Corrupt/truncated data (gzip CRC included), non-finite frames, an all-zero image, or
-        one whose values sum to zero or less (sign-flipped data).
-    """
-    stream_error = gzip_stream_error(image)
-    if stream_error is not None:
-        return [messages.corrupt_image(prefix, image, stream_error)]
-    bad_frames: list[int] = []
-    n_bad = 0
-    any_signal = False
-    total = 0.0
-    try:
-        img = nib.load(image, keep_file_open=True)
-        proxy = img.dataobj
-        n_frames = int(img.shape[3]) if len(img.shape) == 4 else 1
-        for i in range(n_frames):
-            frame = np.asanyarray(proxy[..., i]) if len(img.shape) == 4 else np.asanyarray(proxy)
-            finite = np.isfinite(frame)
-            if not finite.all():
-                bad_frames.append(i)
-                n_bad += int(frame.size - np.count_nonzero(finite))
-            any_signal = any_signal or bool(np.any(frame[finite] != 0))
-            total += float(np.sum(frame[finite], dtype=np.float64))
-        del proxy, img
-    except IMAGE_READ_ERRORS as exc:
-        return [messages.corrupt_image(prefix, image, f"{type(exc).__name__}: {exc}")]
-    problems = []
-    if bad_frames:
-        problems.append(messages.nonfinite_frame(prefix, image, bad_frames, n_bad))
-    if not any_signal:
-        problems.append(messages.all_zero_image(prefix, image))
-    elif total <= 0:
-        problems.append(messages.nonpositive_image(prefix, image, total))
-    return problems
-
-
-def gzip_stream_error(image: Path) -> str | None:
-    """Decompress a ``.gz`` file to its end; return the error, or None when it is intact.
-
-    Reading the frames stops before the gzip trailer, so a corrupt block that still decodes
-    (garbage values) or a wrong CRC would pass unnoticed; streaming to the end checks the CRC
-    and the length. Memory use is one chunk. Files not ending in ``.gz`` return None.
-
-    Parameters
-    ----------
-    image : Path
-        The file to check.
-
-    Returns
-    -------
-    str or None
-        ``"<ErrorType>: <message>"`` when the stream is truncated or corrupt.
-    """
-    if not image.name.endswith(".gz"):
-        return None
-    try:
-        with gzip.open(image, "rb") as stream:
-            while stream.read(GZIP_CHUNK_BYTES):
-                pass
-    except IMAGE_READ_ERRORS as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
 
 
 def _raw_pixdim(img: nib.spatialimages.SpatialImage) -> tuple[float, ...] | None:

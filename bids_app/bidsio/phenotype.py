@@ -1,8 +1,13 @@
 """Read and validate BIDS ``phenotype/*.tsv`` tables and the behavioural analysis config.
 
-Phenotype tables are in long format (CONTRACT, "Inputs"): one row per participant, session and
-time point, with the columns ``participant_id``, ``session_id`` and ``time_min`` (minutes from
-the drug injection; negative = before), then one numeric column per measure.
+Phenotype tables (CONTRACT, "Inputs") come in two forms, read into one long table:
+
+* long: one row per participant, session and time point, with the columns ``participant_id``,
+  ``session_id`` and ``time_min`` (minutes from the drug injection; negative = before), then one
+  numeric column per measure;
+* wide (BIDS-valid, what the example writes): one row per ``participant_id`` and ``session_id``,
+  then one column per measure and time point, ``<measure>_t<minutes>`` (``sick_t10``,
+  ``sick_tminus10``; ``p`` as the decimal point), described in the JSON sidecar.
 
 Label normalisation: ``participant_id`` and ``session_id`` may be written with or without
 their BIDS prefix (``sub-01`` or ``01``, ``ses-nal`` or ``nal``); both are returned as **bare
@@ -368,7 +373,7 @@ def load_behavior_config(path: str | Path | None) -> BehaviorConfig:
         msg = f"behaviour config {path} does not exist. Pass an existing JSON file."
         raise InputError(msg)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         msg = f"behaviour config {path} is not valid JSON ({exc}). Fix the file."
         raise InputError(msg) from exc
@@ -441,7 +446,9 @@ def _check_columns(path: Path, raw: pd.DataFrame) -> list[str]:
     if missing:
         msg = (
             f"{path}: missing required column(s) {missing}; expected {list(ID_COLUMNS)} then one "
-            f"column per measure, found {list(raw.columns)}. Rename or add the columns."
+            f"column per measure (long form), or {list(WIDE_ID_COLUMNS)} then one column per "
+            "measure and time point such as sick_t10 (wide form); found "
+            f"{list(raw.columns)}. Rename or add the columns."
         )
         raise InputError(msg)
     measures = [c for c in raw.columns if c not in ID_COLUMNS]
@@ -551,7 +558,7 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
     if not sidecar.is_file():
         return {}
     try:
-        content = json.loads(sidecar.read_text(encoding="utf-8"))
+        content = json.loads(sidecar.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         msg = f"{sidecar}: not valid JSON ({exc}). Fix or remove the sidecar."
         raise InputError(msg) from exc
@@ -591,6 +598,101 @@ def dataset_participants(bids_dir: str | Path) -> list[str]:
     return sorted(labels)
 
 
+# --------------------------------------------------------------------------- wide form
+#: A wide-form column name: a measure, ``_t``, then minutes from the drug injection, ``minus``
+#: for negative times and ``p`` as the decimal point (``sick_t10``, ``sick_tminus10``,
+#: ``cortisol_t7p5``).
+WIDE_COLUMN = re.compile(r"^(?P<measure>.+)_t(?P<minus>minus)?(?P<whole>\d+)(?:p(?P<frac>\d+))?$")
+WIDE_ID_COLUMNS: tuple[str, ...] = ("participant_id", "session_id")
+
+
+def wide_column_time(column: str) -> tuple[str, float] | None:
+    """``(measure, time_min)`` of a wide-form column name, or None when it has no time.
+
+    Examples
+    --------
+    >>> wide_column_time("sick_tminus10"), wide_column_time("cortisol_t7p5")
+    (('sick', -10.0), ('cortisol', 7.5))
+    """
+    match = WIDE_COLUMN.match(column)
+    if match is None:
+        return None
+    value = float(f"{match['whole']}.{match['frac'] or 0}")
+    return match["measure"], -value if match["minus"] else value
+
+
+def _is_wide(raw: pd.DataFrame) -> bool:
+    """The BIDS-valid wide form: no ``time_min``, and measure columns named with a time."""
+    if "time_min" in raw.columns or not set(WIDE_ID_COLUMNS) <= set(raw.columns):
+        return False
+    return any(wide_column_time(c) is not None for c in raw.columns)
+
+
+def _wide_table(
+    path: Path, raw: pd.DataFrame, problems: list[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Read the wide form (one row per participant and session) into the long table.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``participant_id``, ``session_id``, ``time_min`` and one column per measure, one row
+        per participant, session and time point (NaN where a measure has no column).
+    measures : list of str
+        The measure names, in column order.
+    """
+    timed = {c: wide_column_time(c) for c in raw.columns if c not in WIDE_ID_COLUMNS}
+    untimed = [c for c, found in timed.items() if found is None]
+    if untimed:
+        msg = (
+            f"{path}: column(s) {untimed} have no time point. In the wide form (one row per "
+            "participant_id and session_id) every other column is <measure>_t<minutes> from the "
+            "drug injection, e.g. sick_t10 or sick_tminus10 (p as the decimal point: t7p5); "
+            "or use the long form with a time_min column."
+        )
+        raise InputError(msg)
+    if len(raw) == 0:
+        msg = f"{path}: the table has a header but no rows."
+        raise InputError(msg)
+    ids = pd.DataFrame(
+        {
+            "participant_id": _parse_labels(path, raw, "participant_id", "sub-", problems),
+            "session_id": _parse_labels(path, raw, "session_id", "ses-", problems),
+        }
+    )
+    dup = ids.duplicated(keep=False)
+    if dup.any():
+        rows = [
+            f"line {i + 2}: ({p}, {s})"
+            for i, (p, s) in zip(
+                np.flatnonzero(dup.to_numpy()), ids[dup].itertuples(index=False), strict=True
+            )
+        ]
+        problems.append(
+            f"{path}: duplicate (participant_id, session_id) rows: {_listed(rows)}. The wide "
+            "form has one row per participant and session."
+        )
+    values = {c: _parse_numeric(path, raw, c, problems, allow_missing=True) for c in timed}
+    measures = list(dict.fromkeys(found[0] for found in timed.values() if found is not None))
+    times = sorted({found[1] for found in timed.values() if found is not None})
+    rows_out = []
+    for i, (participant, session) in enumerate(ids.itertuples(index=False)):
+        for time_min in times:
+            row: dict[str, object] = {
+                "participant_id": participant,
+                "session_id": session,
+                "time_min": time_min,
+            }
+            for column, found in timed.items():
+                if found is not None and found[1] == time_min:
+                    row[found[0]] = values[column][i]
+            rows_out.append(row)
+    table = pd.DataFrame(rows_out, columns=[*ID_COLUMNS, *measures]).astype(
+        dict.fromkeys(measures, np.float64)
+    )
+    return table, measures
+
+
 def read_phenotype(
     bids_dir: str | Path,
     name: str,
@@ -598,7 +700,12 @@ def read_phenotype(
     sessions: Iterable[str] | None = None,
     ignored: Mapping[str, str] | None = None,
 ) -> pd.DataFrame | None:
-    """Read and validate ``<bids_dir>/phenotype/<name>.tsv`` (long format).
+    """Read and validate ``<bids_dir>/phenotype/<name>.tsv`` (long or wide form).
+
+    The long form has one row per participant, session and time point (``time_min``); the
+    BIDS-valid wide form one row per participant and session, with one column per measure and
+    time point named ``<measure>_t<minutes>`` (``sick_t10``, ``sick_tminus10``; see
+    :func:`wide_column_time`). Both give the same long table.
 
     Parameters
     ----------
@@ -639,23 +746,28 @@ def read_phenotype(
         logger.info("No %s: the analyses that need it are skipped.", path)
         return None
     raw = _read_raw(path)
-    measures = _check_columns(path, raw)
     problems: list[str] = []
-    table = pd.DataFrame(
-        {
-            "participant_id": _parse_labels(path, raw, "participant_id", "sub-", problems),
-            "session_id": _parse_labels(path, raw, "session_id", "ses-", problems),
-            "time_min": _parse_numeric(path, raw, "time_min", problems, allow_missing=False),
-        }
-    )
-    for column in measures:
-        table[column] = _parse_numeric(path, raw, column, problems, allow_missing=True)
+    wide = _is_wide(raw)
+    if wide:
+        table, measures = _wide_table(path, raw, problems)
+    else:
+        measures = _check_columns(path, raw)
+        table = pd.DataFrame(
+            {
+                "participant_id": _parse_labels(path, raw, "participant_id", "sub-", problems),
+                "session_id": _parse_labels(path, raw, "session_id", "ses-", problems),
+                "time_min": _parse_numeric(path, raw, "time_min", problems, allow_missing=False),
+            }
+        )
+        for column in measures:
+            table[column] = _parse_numeric(path, raw, column, problems, allow_missing=True)
     table, dropped = _drop_ignored(path, table, ignored or {})
     if participants is not None:
         participants = [*participants, *(ignored or {})]
     _check_known(path, table["participant_id"], participants, "participant", "sub-", problems)
     _check_known(path, table["session_id"], sessions, "session", "ses-", problems)
-    _check_duplicates(path, table, problems)
+    if not wide:  # the wide form's duplicates were checked on its own rows
+        _check_duplicates(path, table, problems)
     if problems:
         raise ValidationError(problems)
     table = table.sort_values(list(ID_COLUMNS), kind="stable", ignore_index=True)
@@ -663,8 +775,9 @@ def read_phenotype(
     table.attrs["source"] = str(path)
     table.attrs["ignored_participants"] = dropped
     logger.info(
-        "Read %s: %d rows, %d participants, measures %s.",
+        "Read %s (%s form): %d rows, %d participants, measures %s.",
         path,
+        "wide" if wide else "long",
         len(table),
         table["participant_id"].nunique(),
         measures,

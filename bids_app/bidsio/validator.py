@@ -8,6 +8,11 @@ When the bundle or Deno cannot be found the console script is used as a fallback
 
 A missing or failing validator never fails a run: :func:`run_bids_validator` then returns
 ``available=False`` with a reason, and the caller logs a warning and goes on.
+
+A broken dataset can make the validator report hundreds of findings (a symbolic-link loop, a
+byte-order mark in a sidecar that every data file inherits). :func:`triage_findings` accepts
+the ones the app knows to be harmless for it (:data:`ACCEPTED`), and
+:func:`summarise_findings` groups the rest by code, with counts and the first few files.
 """
 
 from __future__ import annotations
@@ -20,16 +25,56 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
+
+from bids_app.bidsio.inheritance import applicable_sidecars, has_utf8_bom, read_json_object
+from bids_app.errors import MetadataError
 
 logger = logging.getLogger(__name__)
 
 PACKAGE = "bids-validator-deno"
 _BUNDLE = "bids-validator.js"
 _MAX_MESSAGE_CHARS = 200
+#: Files named per group of findings in :func:`summarise_findings`, and their longest shown
+#: length (characters).
+MAX_FILES_SHOWN = 3
+MAX_PATH_CHARS = 90
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One validator issue.
+
+    Attributes
+    ----------
+    code : str
+        Issue code, e.g. ``"SIDECAR_KEY_REQUIRED"``.
+    sub_code : str
+        Sub-code (e.g. the field name), or empty.
+    severity : {"error", "warning"}
+        As the validator says (errors demoted by ``ignore_codes`` are warnings).
+    location : str
+        Dataset-relative path (``/sub-01/...``) or ``"dataset"``.
+    message : str
+        The validator's message, one line, capped at 200 characters.
+    """
+
+    code: str
+    sub_code: str
+    severity: str
+    location: str
+    message: str
+
+    @property
+    def line(self) -> str:
+        """``"CODE[sub]: location: message"``."""
+        label = f"{self.code}[{self.sub_code}]" if self.sub_code else self.code
+        head = f"{label}: {self.location}"
+        return f"{head}: {self.message}" if self.message else head
 
 
 @dataclass(frozen=True)
@@ -50,6 +95,8 @@ class ValidatorResult:
         Why the validator was unavailable; empty otherwise.
     schema_version : str or None
         BIDS schema version the validator used.
+    findings : tuple of Finding
+        Every issue, structured.
     """
 
     errors: list[str] = field(default_factory=list)
@@ -58,6 +105,7 @@ class ValidatorResult:
     version: str | None = None
     reason: str = ""
     schema_version: str | None = None
+    findings: tuple[Finding, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -98,11 +146,9 @@ def validator_command() -> list[str] | None:
     return [found] if found else None
 
 
-def _issue_line(issue: Mapping[str, Any], code_messages: Mapping[str, str]) -> str:
-    """Format one validator issue as a single line: code, file(s), message."""
+def _finding(issue: Mapping[str, Any], code_messages: Mapping[str, str]) -> Finding:
+    """One validator issue as a :class:`Finding` (message on one line, capped)."""
     code = str(issue.get("code", "UNKNOWN"))
-    sub = issue.get("subCode")
-    label = f"{code}[{sub}]" if sub else code
     location = issue.get("location")
     if not location:
         affects = issue.get("affects") or []
@@ -111,13 +157,14 @@ def _issue_line(issue: Mapping[str, Any], code_messages: Mapping[str, str]) -> s
     text = " ".join(text.split())
     if len(text) > _MAX_MESSAGE_CHARS:
         text = text[: _MAX_MESSAGE_CHARS - 3] + "..."
-    return f"{label}: {location}: {text}" if text else f"{label}: {location}"
+    severity = "error" if issue.get("severity") == "error" else "warning"
+    return Finding(code, str(issue.get("subCode") or ""), severity, str(location), text)
 
 
-def parse_validator_json(
+def parse_validator_findings(
     output: str, *, ignore_codes: Collection[str] = ()
-) -> tuple[list[str], list[str], str | None]:
-    """Parse the validator's ``--format json`` output.
+) -> tuple[list[Finding], str | None]:
+    """Parse the validator's ``--format json`` output into findings.
 
     Parameters
     ----------
@@ -128,8 +175,7 @@ def parse_validator_json(
 
     Returns
     -------
-    errors, warnings : list of str
-        One line per issue.
+    findings : list of Finding
     schema_version : str or None
 
     Raises
@@ -143,15 +189,46 @@ def parse_validator_json(
         raise ValueError(msg)
     issues = document["issues"]
     code_messages = issues.get("codeMessages", {}) or {}
-    errors: list[str] = []
-    warnings: list[str] = []
+    findings = []
     for issue in issues.get("issues", []):
-        line = _issue_line(issue, code_messages)
-        is_error = issue.get("severity") == "error" and issue.get("code") not in ignore_codes
-        (errors if is_error else warnings).append(line)
+        finding = _finding(issue, code_messages)
+        if finding.severity == "error" and finding.code in ignore_codes:
+            finding = Finding(
+                finding.code, finding.sub_code, "warning", finding.location, finding.message
+            )
+        findings.append(finding)
     summary = document.get("summary") or {}
     schema = summary.get("schemaVersion")
-    return errors, warnings, str(schema) if schema is not None else None
+    return findings, str(schema) if schema is not None else None
+
+
+def parse_validator_json(
+    output: str, *, ignore_codes: Collection[str] = ()
+) -> tuple[list[str], list[str], str | None]:
+    """Parse the validator's ``--format json`` output into lines.
+
+    Parameters
+    ----------
+    output : str
+        The JSON document printed by the validator.
+    ignore_codes : collection of str
+        Error codes to demote to warnings.
+
+    Returns
+    -------
+    errors, warnings : list of str
+        One line per issue (:attr:`Finding.line`).
+    schema_version : str or None
+
+    Raises
+    ------
+    ValueError
+        When the output is not the expected JSON document.
+    """
+    findings, schema = parse_validator_findings(output, ignore_codes=ignore_codes)
+    errors = [f.line for f in findings if f.severity == "error"]
+    warnings = [f.line for f in findings if f.severity != "error"]
+    return errors, warnings, schema
 
 
 def run_bids_validator(
@@ -201,9 +278,7 @@ def run_bids_validator(
         reason = f"the BIDS validator could not be started ({exc})"
         return ValidatorResult(available=False, version=version, reason=reason)
     try:
-        errors, warnings, schema = parse_validator_json(
-            completed.stdout, ignore_codes=ignore_codes
-        )
+        findings, schema = parse_validator_findings(completed.stdout, ignore_codes=ignore_codes)
     except (ValueError, TypeError, AttributeError) as exc:
         tail = " ".join((completed.stderr or completed.stdout or "").split())[-300:]
         reason = (
@@ -211,6 +286,8 @@ def run_bids_validator(
             f"{tail or 'no output'}"
         )
         return ValidatorResult(available=False, version=version, reason=reason)
+    errors = [f.line for f in findings if f.severity == "error"]
+    warnings = [f.line for f in findings if f.severity != "error"]
     logger.info(
         "BIDS validator %s (schema %s): %d error(s), %d warning(s)",
         version,
@@ -224,4 +301,136 @@ def run_bids_validator(
         available=True,
         version=version,
         schema_version=schema,
+        findings=tuple(findings),
     )
+
+
+# ----------------------------------------------------------------------------- triage
+#: Validator errors the app accepts, with the reason shown when it does.
+ACCEPTED: Mapping[str, str] = MappingProxyType(
+    {
+        "phenotype_index": (
+            "phenotype tables hold one row per participant and session (or per time point, in "
+            "long format), which the app reads; the validator indexes them by participant alone"
+        ),
+        "bom": "a UTF-8 byte-order mark, which the app reads",
+        "bom_inherited": (
+            "the validator could not read a sidecar that starts with a UTF-8 byte-order mark; "
+            "the app reads it and checks these fields itself"
+        ),
+    }
+)
+#: Error codes that follow from an unreadable sidecar (accepted when the sidecar has a BOM).
+_SIDECAR_CONSEQUENCES = frozenset({"SIDECAR_KEY_REQUIRED", "JSON_KEY_REQUIRED"})
+
+
+def _bom_json_files(root: Path, findings: Iterable[Finding]) -> set[Path]:
+    """JSON files the validator rejected only for their UTF-8 byte-order mark."""
+    readable: set[Path] = set()
+    for finding in findings:
+        if finding.code != "INVALID_JSON_ENCODING" or not finding.location.startswith("/"):
+            continue
+        path = root / finding.location.lstrip("/")
+        if not has_utf8_bom(path):
+            continue
+        try:
+            read_json_object(path, "dataset")
+        except MetadataError:
+            continue
+        readable.add(path)
+    return readable
+
+
+def triage_findings(
+    root: Path, findings: Sequence[Finding]
+) -> tuple[list[Finding], list[tuple[Finding, str]]]:
+    """Split validator errors into those that stop the run and those the app accepts.
+
+    Accepted (:data:`ACCEPTED`): ``TSV_INDEX_VALUE_NOT_UNIQUE`` on ``phenotype/`` tables (the
+    app's phenotype forms repeat ``participant_id`` over sessions); ``INVALID_JSON_ENCODING`` on
+    a JSON file that is valid UTF-8 JSON after a byte-order mark; and the missing-key errors of
+    data files that inherit such a file (the app reads it and checks the keys itself).
+
+    Parameters
+    ----------
+    root : Path
+        Dataset root (to read the files named by findings).
+    findings : sequence of Finding
+        The validator's findings (warnings are ignored here).
+
+    Returns
+    -------
+    errors : list of Finding
+        The errors that stop the run.
+    accepted : list of (Finding, str)
+        Accepted errors and why.
+    """
+    root = Path(root)
+    bom_files = _bom_json_files(root, findings)
+    errors: list[Finding] = []
+    accepted: list[tuple[Finding, str]] = []
+    for finding in findings:
+        if finding.severity != "error":
+            continue
+        reason = None
+        path = root / finding.location.lstrip("/")
+        if finding.code == "TSV_INDEX_VALUE_NOT_UNIQUE" and "/phenotype/" in finding.location:
+            reason = ACCEPTED["phenotype_index"]
+        elif finding.code == "INVALID_JSON_ENCODING" and path in bom_files:
+            reason = ACCEPTED["bom"]
+        elif finding.code in _SIDECAR_CONSEQUENCES and bom_files:
+            sidecars, _ = applicable_sidecars(root, path)
+            if bom_files & set(sidecars):
+                reason = ACCEPTED["bom_inherited"]
+        if reason is None:
+            errors.append(finding)
+        else:
+            accepted.append((finding, reason))
+    return errors, accepted
+
+
+def _short(location: str, max_chars: int = MAX_PATH_CHARS) -> str:
+    """A path cut in the middle to ``max_chars`` (a link loop repeats folders endlessly)."""
+    if len(location) <= max_chars:
+        return location
+    head = max_chars // 3
+    return f"{location[:head]}...{location[-(max_chars - head - 3) :]}"
+
+
+def summarise_findings(findings: Sequence[Finding], max_files: int = MAX_FILES_SHOWN) -> list[str]:
+    """One line per code: how many findings, in how many files, the first few files, a message.
+
+    Parameters
+    ----------
+    findings : sequence of Finding
+        Findings of one kind (e.g. the errors).
+    max_files : int
+        Files named per code.
+
+    Returns
+    -------
+    list of str
+        ``"CODE: 83 finding(s) in 83 file(s), e.g. /a, /b, /c (and 80 more): message"`` (the
+        shortest paths, cut to :data:`MAX_PATH_CHARS`; the sub-codes in brackets instead of the
+        message when there are some), codes in order of first appearance.
+    """
+    groups: dict[str, list[Finding]] = {}
+    for finding in findings:
+        groups.setdefault(finding.code, []).append(finding)
+    lines = []
+    for code, members in groups.items():
+        files = list(dict.fromkeys(f.location for f in members))
+        # the shortest paths first: in a symbolic-link loop they are the informative ones
+        shown = ", ".join(_short(f) for f in sorted(files, key=len)[:max_files])
+        more = f" (and {len(files) - max_files} more)" if len(files) > max_files else ""
+        subs = list(dict.fromkeys(f.sub_code for f in members if f.sub_code))
+        if subs:
+            extra = f" and {len(subs) - 5} more" if len(subs) > 5 else ""
+            detail = f" [{', '.join(subs[:5])}{extra}]"
+        else:
+            detail = f": {members[0].message}" if members[0].message else ""
+        lines.append(
+            f"{code}: {len(members)} finding(s) in {len(files)} file(s), e.g. {shown}{more}"
+            f"{detail}"
+        )
+    return lines

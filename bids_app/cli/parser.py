@@ -30,6 +30,7 @@ examples:
   bids_app /data/study /data/study-derivatives participant --participant-label 01 02
   bids_app /data/study /data/study-derivatives group
   bids_app /data/study /out participant --baseline-session placebo --challenge-session drug
+  bids_app /data/study /out participant --pet-run 2     # sessions with two PET runs
   bids_app /data/study /out participant --dry-run     # validate and print the plan only
 """
 
@@ -120,6 +121,14 @@ def _label(value: str) -> str:
     return label
 
 
+def _run_label(value: str) -> str:
+    label = value.strip().removeprefix("run-")
+    if not label.isdigit():
+        msg = f"a run index must be a whole number (with or without 'run-'); got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return label
+
+
 def _session(value: str) -> str:
     label = value.strip()
     if label.startswith("ses-"):
@@ -186,6 +195,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LABEL",
         help="the drug/challenge session label (default: 'nal' when present, else the "
         "'condition' column of sub-*_sessions.tsv)",
+    )
+    sel.add_argument(
+        "--pet-run",
+        type=_run_label,
+        metavar="INDEX",
+        help="the PET run to use when a session holds several (e.g. 2 for *_run-2_pet.nii.gz)",
+    )
+    sel.add_argument(
+        "--bids-filter-file",
+        type=_existing_file,
+        metavar="JSON",
+        help="select scans by BIDS entities, in fMRIPrep's format, e.g. "
+        '{"pet": {"run": 2, "reconstruction": "acdyn"}, "t1w": {"acquisition": "mprage"}}',
+    )
+    sel.add_argument(
+        "--exclude-bad-frames",
+        action="store_true",
+        help="leave out frames whose data are unusable (all zero, sign-flipped, NaN inside the "
+        "field of view, a jump of the whole-image curve) from motion correction, TACs and "
+        "fits, with a warning in the log and report (default: such frames are an error)",
     )
     sel.add_argument(
         "--skip-bids-validation",

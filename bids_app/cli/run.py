@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from bids_app.cli.parser import build_parser
 from bids_app.config import Config
-from bids_app.errors import EXIT_FAILURE, EXIT_OK, BidsAppError
+from bids_app.errors import EXIT_FAILURE, EXIT_OK, BidsAppError, InputError
 from bids_app.log import setup_logging
 
 LOGGER = logging.getLogger("bids_app.cli")
@@ -43,6 +43,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--k2a-range MIN must be below MAX; got {ns.k2a_range[0]} {ns.k2a_range[1]}")
     if ns.k2prime_pooling == "joint" and ns.k2prime_method != "roi":
         parser.error("--k2prime-pooling joint fits the striatal TACs: use --k2prime-method roi")
+    if ns.bids_filter_file is not None:
+        from bids_app.bidsio.filters import matches, read_bids_filter_file
+
+        try:
+            pet_filters = read_bids_filter_file(ns.bids_filter_file)["pet"]
+        except InputError as exc:
+            parser.error(f"--bids-filter-file: {exc}")
+        runs = {"run": pet_filters.get("run")}
+        if (
+            ns.pet_run is not None
+            and "run" in pet_filters
+            and not matches({"run": ns.pet_run}, runs)
+        ):
+            parser.error(
+                f"--pet-run {ns.pet_run} contradicts the run in {ns.bids_filter_file} "
+                f"({runs['run']}); give the run in one place"
+            )
     config = Config.from_namespace(ns, command_line=("bids_app", *args))
     setup_logging(config.verbosity)
     try:

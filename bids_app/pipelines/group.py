@@ -25,7 +25,7 @@ from bids_app.bidsio.phenotype import (
     load_behavior_config,
     read_phenotype,
 )
-from bids_app.config import Config, QcPolicy
+from bids_app.config import Config, QcPolicy, settings_differences
 from bids_app.errors import EXIT_OK, InputError
 from bids_app.log import setup_logging, step
 from bids_app.outputs.io import write_json, write_nifti, write_text, write_tsv
@@ -121,6 +121,13 @@ def run_group_level(config: Config) -> int:
         )
         LOGGER.warning("%s (also in group_parameters.json)", note)
         warnings.insert(0, note)
+    mixed = settings_differences(
+        {p.subject: p.manifest.options for p in participants},
+        {p.subject: p.manifest.version for p in participants},
+    )
+    for line in mixed:
+        LOGGER.warning(line)
+    warnings += mixed
     behavior_config = load_behavior_config(config.behavior_config)
     # phenotype problems surface before the minutes of voxelwise inference
     behavior, aversion_ev, notes = _behavior(

@@ -1,10 +1,13 @@
 """Participant level: validate every input, then process each participant.
 
 Validation of the whole run happens first (cheap checks, then the official BIDS validator);
-any problem stops the run before anything but logs is written. Participants are then processed
-independently (:func:`bids_app.pipelines.participant_run.process_participant`): a failure is
-logged and recorded in ``logs/summary.tsv`` and the others go on; the exit code is 1 when any
-participant failed.
+any problem stops the run before anything but logs is written, except a participant lacking
+its baseline or challenge session: it is skipped, with its reason in the log and in
+``logs/summary.tsv`` (status ``skipped``), so that the group level can name it. Participants are
+then processed independently (:func:`bids_app.pipelines.participant_run.process_participant`):
+a failure is logged and recorded in ``logs/summary.tsv`` and the others go on; the exit code is 1
+when any participant failed. Notes about the inputs (frames excluded, a late scan start, decay
+correction applied) go to the log and to each session's ``summary.tsv`` row.
 """
 
 from __future__ import annotations
@@ -13,14 +16,21 @@ import fcntl
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
 from bids_app import __version__
+from bids_app.bidsio.filters import ScanFilterValue, read_bids_filter_file
 from bids_app.bidsio.layout import ParticipantInput, Study, check_output_dir, discover_study
-from bids_app.bidsio.validator import run_bids_validator
+from bids_app.bidsio.validator import (
+    Finding,
+    run_bids_validator,
+    summarise_findings,
+    triage_findings,
+)
 from bids_app.config import Config, QcPolicy
 from bids_app.errors import EXIT_FAILURE, EXIT_OK, ValidationError
 from bids_app.log import setup_logging
@@ -72,7 +82,12 @@ def run_participant_level(config: Config) -> int:
         if config.dask_scheduler
         else f"{config.nprocs} local process(es)",
     )
-    outcomes: list[ParticipantOutcome] = []
+    outcomes = [
+        ParticipantOutcome(subject, "skipped", f"not processed: {reason}")
+        for subject, reason in study.skipped
+    ]
+    for outcome in outcomes:
+        LOGGER.warning("sub-%s skipped: %s", outcome.participant_id, outcome.message)
     for outcome in map_tasks(
         _run_task,
         tasks,
@@ -87,12 +102,19 @@ def run_participant_level(config: Config) -> int:
             "sub-%s: %s (%d/%d)%s",
             outcome.participant_id,
             outcome.status,
-            len(outcomes),
+            len(outcomes) - len(study.skipped),
             len(tasks),
             f": {outcome.message}" if outcome.message else "",
         )
-    update_summary(summary_path(config.output_dir), outcomes)
+    update_summary(summary_path(config.output_dir), outcomes, session_notes(study))
     failed = [o for o in outcomes if o.status == "failed"]
+    if study.skipped:
+        LOGGER.warning(
+            "%d participant(s) skipped for missing sessions: %s (details in %s)",
+            len(study.skipped),
+            ", ".join(f"sub-{subject}" for subject, _ in study.skipped),
+            summary_path(config.output_dir),
+        )
     if failed:
         LOGGER.error(
             "%d of %d participant(s) failed: %s (details in %s)",
@@ -141,8 +163,24 @@ def _run_task(task: _Task) -> ParticipantOutcome:
     return process_participant(task.participant, task.config, run_id=task.run_id)
 
 
+def scan_filters(
+    config: Config,
+) -> tuple[dict[str, ScanFilterValue], dict[str, ScanFilterValue]]:
+    """PET and T1w entity filters from ``--bids-filter-file`` and ``--pet-run``."""
+    filters: dict[str, dict[str, ScanFilterValue]] = {"pet": {}, "t1w": {}}
+    if config.bids_filter_file is not None:
+        filters = read_bids_filter_file(config.bids_filter_file)
+    pet = dict(filters["pet"])
+    if config.pet_run is not None:
+        pet["run"] = (config.pet_run,)
+    return pet, dict(filters["t1w"])
+
+
 def validate_inputs(config: Config) -> Study:
     """Discover the study and collect every input problem, BIDS validator errors included.
+
+    Participants lacking a session are skipped (:attr:`Study.skipped`), not problems, unless
+    no participant is left.
 
     Raises
     ------
@@ -151,23 +189,38 @@ def validate_inputs(config: Config) -> Study:
     """
     problems: list[str] = []
     study: Study | None = None
+    pet_filters, t1w_filters = scan_filters(config)
     try:
         study = discover_study(
             config.bids_dir,
             participant_labels=config.participant_label,
             baseline_session=config.baseline_session,
             challenge_session=config.challenge_session,
+            pet_filters=pet_filters,
+            t1w_filters=t1w_filters,
+            skip_incomplete=True,
+            exclude_bad_frames=config.exclude_bad_frames,
         )
     except ValidationError as exc:
         problems.extend(exc.problems)
     if not config.skip_bids_validation:
-        problems.extend(_validator_problems(config.bids_dir))
+        problems.extend(validator_problems(config.bids_dir))
     if problems or study is None:
         raise ValidationError(problems)
     return study
 
 
-def _validator_problems(bids_dir: Path) -> list[str]:
+def validator_problems(bids_dir: Path) -> list[str]:
+    """The official validator's errors, grouped by code, and one summary line.
+
+    Findings the app accepts (:func:`~bids_app.bidsio.validator.triage_findings`) and the
+    warnings are summarised in one log line each (every group at debug level).
+
+    Returns
+    -------
+    list of str
+        Empty when the validator found no error the app does not accept (or could not run).
+    """
     result = run_bids_validator(bids_dir)
     if not result.available:
         LOGGER.warning(
@@ -176,24 +229,53 @@ def _validator_problems(bids_dir: Path) -> list[str]:
             result.reason,
         )
         return []
-    for warning in result.warnings:
-        LOGGER.debug("BIDS validator warning: %s", warning)
-    errors = []
-    for err in result.errors:
-        if _is_long_phenotype_index(err):
-            LOGGER.info(
-                "BIDS validator: %s (accepted: phenotype tables are read in long format, one "
-                "row per participant, session and time point)",
-                err,
-            )
-        else:
-            errors.append(f"BIDS validator: {err}")
-    return errors
+    errors, accepted = triage_findings(Path(bids_dir), result.findings)
+    warnings = [f for f in result.findings if f.severity != "error"]
+    for kind, found in (("warning", warnings), ("accepted", [f for f, _ in accepted])):
+        for line in summarise_findings(found):
+            LOGGER.debug("BIDS validator %s: %s", kind, line)
+    if warnings:
+        LOGGER.info(
+            "BIDS validator: %d warning(s) (%s); -vv lists them",
+            len(warnings),
+            _count_by_code(warnings),
+        )
+    if accepted:
+        reasons = dict.fromkeys(reason for _, reason in accepted)
+        LOGGER.info(
+            "BIDS validator: %d error(s) accepted (%s): %s",
+            len(accepted),
+            _count_by_code([f for f, _ in accepted]),
+            "; ".join(reasons),
+        )
+    if not errors:
+        return []
+    lines = [f"BIDS validator: {line}" for line in summarise_findings(errors)]
+    lines.append(
+        f"BIDS validator {result.version} (schema {result.schema_version}): {len(errors)} "
+        f"error(s) of {len({f.code for f in errors})} kind(s), listed above"
+        + (f" ({len(accepted)} more accepted)" if accepted else "")
+        + ". Fix the dataset (the validator's full report: `bids-validator-deno "
+        f"{bids_dir}`), or pass --skip-bids-validation to rely on the app's own checks."
+    )
+    return lines
 
 
-def _is_long_phenotype_index(error: str) -> bool:
-    """The validator's non-unique index error on ``phenotype/`` tables in long format."""
-    return error.startswith("TSV_INDEX_VALUE_NOT_UNIQUE") and "/phenotype/" in error
+def _count_by_code(findings: Sequence[Finding]) -> str:
+    counts: dict[str, int] = {}
+    for finding in findings:
+        counts[finding.code] = counts.get(finding.code, 0) + 1
+    return ", ".join(f"{code} x{n}" for code, n in counts.items())
+
+
+def session_notes(study: Study) -> dict[tuple[str, str], str]:
+    """``(participant, session) -> "; "-joined notes`` of every scan with notes."""
+    return {
+        (p.subject, scan.session): "; ".join(scan.notes)
+        for p in study.participants
+        for scan in (p.baseline, p.challenge)
+        if scan.notes
+    }
 
 
 def format_plan(study: Study, config: Config) -> str:
@@ -213,26 +295,48 @@ def format_plan(study: Study, config: Config) -> str:
         lines.append(f"  sub-{p.subject}: normalisation {path}")
         for role, scan in (("baseline", p.baseline), ("challenge", p.challenge)):
             t = scan.timing
+            excluded = (
+                f", frame(s) {', '.join(map(str, scan.excluded_frames))} excluded"
+                if scan.excluded_frames
+                else ""
+            )
             lines.append(
                 f"    {role:9s} ses-{scan.session}: {scan.path.relative_to(config.bids_dir)}"
-                f" | {t.n_frames} frames, {t.start_s[0]:g}-{t.end_s[-1]:g} s"
+                f" | {t.n_frames} frames{excluded}, {t.start_s[0]:g}-{t.end_s[-1]:g} s"
                 f" (first {t.end_s[0] - t.start_s[0]:g} s, last {t.end_s[-1] - t.start_s[-1]:g} s)"
             )
         if p.t1w is not None:
             lines.append(f"    T1w: {p.t1w.relative_to(config.bids_dir)}")
-    for subject, reason in getattr(study, "skipped", []):
+    for subject, reason in study.skipped:
         lines.append(f"  skipped sub-{subject}: {reason}")
+    for p in study.participants:
+        for note in p.notes:
+            lines.append(f"  note: {note}")
     return "\n".join(lines) + "\n"
 
 
-def update_summary(path: Path, outcomes: list[ParticipantOutcome]) -> None:
-    """Merge this run's outcomes into ``logs/summary.tsv`` (one row per participant/session)."""
+def update_summary(
+    path: Path,
+    outcomes: list[ParticipantOutcome],
+    notes: dict[tuple[str, str], str] | None = None,
+) -> None:
+    """Merge this run's outcomes into ``logs/summary.tsv`` (one row per participant/session).
+
+    ``notes`` (``(participant, session) -> text``, from :func:`session_notes`) are appended to
+    the rows' messages.
+    """
+    notes = notes or {}
+
+    def message(outcome: ParticipantOutcome, session: str) -> str:
+        parts = [outcome.message, notes.get((outcome.participant_id, session), "")]
+        return "; ".join(p for p in parts if p)
+
     rows = [
         {
             "participant_id": f"sub-{o.participant_id}",
             "session_id": f"ses-{session}" if session else "n/a",
             "status": o.status,
-            "message": o.message,
+            "message": message(o, session),
             "qc": o.qc.summary() if o.qc is not None else "n/a",
             "elapsed_s": round(o.elapsed_s, 1) if o.status == "success" else "n/a",
         }
@@ -253,4 +357,10 @@ def update_summary(path: Path, outcomes: list[ParticipantOutcome]) -> None:
         write_tsv(path, new)
 
 
-__all__ = ["apply_qc_policy", "format_plan", "run_participant_level", "validate_inputs"]
+__all__ = [
+    "apply_qc_policy",
+    "format_plan",
+    "run_participant_level",
+    "session_notes",
+    "validate_inputs",
+]

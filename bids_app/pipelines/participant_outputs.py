@@ -167,7 +167,7 @@ def participant_report(
             n_failed=int(np.count_nonzero(fit.fit_status == 3)),
             n_at_bound=int(np.count_nonzero(fit.fit_status == 2)),
             registration_quality={k: float(v) for k, v in quality.items()},
-            warnings=fit.warnings,
+            warnings=[*scan.notes, *fit.warnings],
             tac_units=scan.units,
         )
         for role, scan, motion, tacs, k2prime, fit in sessions
@@ -179,7 +179,7 @@ def participant_report(
         template_name=space.name,
         atlas_name=atlas.name,
         outputs=outputs,
-        warnings=[w for *_, fit in sessions for w in fit.warnings],
+        warnings=[*participant.notes, *(w for *_, fit in sessions for w in fit.warnings)],
         errors=[],
         provenance=provenance,
         qc=qc,

@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bids_app import __version__
+from bids_app.bidsio.imagedata import load_pet_data
 from bids_app.bidsio.layout import ParticipantInput, PetScan
 from bids_app.config import Config
 from bids_app.log import log_to_file
@@ -168,7 +169,8 @@ def input_hashes(participant: ParticipantInput, config: Config) -> dict[str, str
     """
     out: dict[str, str] = {}
     for scan in (participant.baseline, participant.challenge):
-        out[_relative(scan.path, config.bids_dir)] = file_sha256(scan.path)
+        # hashed once, during validation (the same SHA-256 of the file's bytes)
+        out[_relative(scan.path, config.bids_dir)] = scan.sha256 or file_sha256(scan.path)
         out[f"{_relative(scan.path, config.bids_dir)}:metadata"] = metadata_sha256(scan)
     if participant.t1w is not None:
         out[_relative(participant.t1w, config.bids_dir)] = file_sha256(participant.t1w)
@@ -206,11 +208,13 @@ def _runner(participant: ParticipantInput, config: Config, inputs: dict[str, str
     work = config.work_dir / f"sub-{subject}"
     runner = StageRunner(work / "checkpoints", _stage_context(), f"sub-{subject}")
     scans = {"baseline": participant.baseline, "challenge": participant.challenge}
-    images = {role: nib.load(scan.path) for role, scan in scans.items()}
+    # decay-corrected to the injection, without excluded frames (bidsio.load_pet_data)
+    images = {role: load_pet_data(scan) for role, scan in scans.items()}
     scan_ids = {
         role: {
             "image": inputs[_relative(scan.path, config.bids_dir)],
             "metadata": inputs[f"{_relative(scan.path, config.bids_dir)}:metadata"],
+            "excluded_frames": list(scan.excluded_frames),
         }
         for role, scan in scans.items()
     }
@@ -410,20 +414,30 @@ def _process(
     if previous is not None:
         remove_outputs(config.output_dir, previous)
     publish(staging, config.output_dir, written)
-    manifest = Manifest(
-        subject=subject,
-        version=__version__,
-        run_key=key,
-        inputs=inputs,
-        options=dict(options),
-        sessions={
-            role: {"session": scans[role].session, **{k: v.as_posix() for k, v in files.items()}}
-            for role, files in index.items()
-        },
-        files={p.as_posix(): (config.output_dir / p).stat().st_size for p in written},
-        qc=qc.to_json(),
-    )
-    write_manifest(config.output_dir, manifest)
+    try:
+        manifest = Manifest(
+            subject=subject,
+            version=__version__,
+            run_key=key,
+            inputs=inputs,
+            options=dict(options),
+            sessions={
+                role: {
+                    "session": scans[role].session,
+                    **{k: v.as_posix() for k, v in files.items()},
+                }
+                for role, files in index.items()
+            },
+            files={p.as_posix(): (config.output_dir / p).stat().st_size for p in written},
+            qc=qc.to_json(),
+        )
+        write_manifest(config.output_dir, manifest)
+    except BaseException:
+        # no complete-looking map may stay without its manifest (e.g. the disk filled up
+        # while the manifest was written): take the published files back
+        for rel in written:
+            (config.output_dir / rel).unlink(missing_ok=True)
+        raise
     outputs = sorted(manifest.files)
 
     report_path = config.output_dir / report_name(subject)

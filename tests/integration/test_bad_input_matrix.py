@@ -92,9 +92,12 @@ def edit_image(path: Path, edit: Callable[[np.ndarray], np.ndarray]) -> None:
 
 
 def both_schedule(ctx: Ctx, ses: str, start: list[float], dur: list[float]) -> None:
+    """A new frame schedule; the per-frame DecayCorrectionFactor (RECOMMENDED) is dropped."""
+
     def set_schedule(meta: dict) -> None:
         meta["FrameTimesStart"] = start
         meta["FrameDuration"] = dur
+        meta.pop("DecayCorrectionFactor", None)
 
     edit_sidecar(pet_path(ctx, ses=ses, ext=".json"), set_schedule)
 
@@ -315,6 +318,109 @@ def custom_atlas_without_cerebellum(ctx: Ctx) -> None:
     ]
 
 
+def times_in_milliseconds(ctx: Ctx) -> None:
+    def to_ms(meta: dict) -> None:
+        meta["FrameTimesStart"] = [t * 1000 for t in meta["FrameTimesStart"]]
+        meta["FrameDuration"] = [t * 1000 for t in meta["FrameDuration"]]
+
+    edit_sidecar(pet_path(ctx, ses="nal", ext=".json"), to_ms)
+
+
+def decay_fields_contradict(ctx: Ctx) -> None:
+    def ones(meta: dict) -> None:
+        meta["DecayCorrectionFactor"] = [1.0] * len(meta["FrameDuration"])
+
+    edit_sidecar(pet_path(ctx, ext=".json"), ones)
+
+
+def uncorrected_unknown_radionuclide(ctx: Ctx) -> None:
+    def unknown(meta: dict) -> None:
+        meta["ImageDecayCorrected"] = False
+        meta["TracerRadionuclide"] = "X-99"
+        del meta["DecayCorrectionFactor"]
+
+    edit_sidecar(pet_path(ctx, ses="nal", ext=".json"), unknown)
+
+
+def zero_frame(ctx: Ctx) -> None:
+    def zero(d: np.ndarray) -> np.ndarray:
+        d[..., 7] = 0.0
+        return d
+
+    edit_image(pet_path(ctx, ses="nal"), zero)
+
+
+def sign_flipped_frame(ctx: Ctx) -> None:
+    def flip(d: np.ndarray) -> np.ndarray:
+        d[..., 9] *= -1.0
+        return d
+
+    edit_image(pet_path(ctx), flip)
+
+
+def scaled_frame(ctx: Ctx) -> None:
+    def scale(d: np.ndarray) -> np.ndarray:
+        d[..., 8] *= 10.0
+        return d
+
+    edit_image(pet_path(ctx), scale)
+
+
+def nan_outside_head_and_frame(ctx: Ctx) -> None:
+    """NaN outside the head in every frame (accepted) plus one all-NaN frame (not)."""
+
+    def nan(d: np.ndarray) -> np.ndarray:
+        d[:3] = np.nan
+        d[..., 10] = np.nan
+        return d
+
+    edit_image(pet_path(ctx, ses="nal"), nan)
+
+
+def challenge_copy_of_baseline(ctx: Ctx) -> None:
+    shutil.copyfile(pet_path(ctx), pet_path(ctx, ses="nal"))
+
+
+def participants_share_a_scan(ctx: Ctx) -> None:
+    shutil.copyfile(pet_path(ctx, sub="02"), pet_path(ctx, ses="nal"))
+    ctx.args = ["--participant-label", "01", "02"]
+
+
+def sessions_tsv_contradicts_labels(ctx: Ctx) -> None:
+    path = ctx.bids / "sub-01" / "sub-01_sessions.tsv"
+    text = path.read_text(encoding="utf-8")
+    swapped = text.replace("\tbaseline\t", "\tPLACEHOLDER\t").replace(
+        "\tchallenge\t", "\tbaseline\t"
+    )
+    path.write_text(swapped.replace("\tPLACEHOLDER\t", "\tchallenge\t"), encoding="utf-8")
+
+
+def two_runs_unselected(ctx: Ctx) -> None:
+    folder = pet_path(ctx).parent
+    for ext in (".nii.gz", ".json"):
+        src = pet_path(ctx, ext=ext)
+        shutil.copyfile(src, folder / src.name.replace("_pet", "_run-2_pet"))
+        src.rename(folder / src.name.replace("_pet", "_run-1_pet"))
+
+
+def inherited_field_missing(ctx: Ctx) -> None:
+    """Shared fields moved to a root pet.json (valid BIDS), one of them then deleted."""
+    shared: dict = {}
+    for sidecar in ctx.bids.glob("sub-*/ses-*/pet/*_pet.json"):
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        keep = ("FrameTimesStart", "FrameDuration", "DecayCorrectionFactor", "TimeZero")
+        shared = {k: v for k, v in meta.items() if k not in keep}
+        sidecar.write_text(json.dumps({k: meta[k] for k in keep}), encoding="utf-8")
+    del shared["AttenuationCorrection"]
+    (ctx.bids / "pet.json").write_text(json.dumps(shared), encoding="utf-8")
+
+
+def bad_filter_file(ctx: Ctx) -> None:
+    path = ctx.tmp / "filters.json"
+    path.write_text(json.dumps({"pet": {"subject": "01"}}))
+    ctx.args += ["--bids-filter-file", str(path)]
+
+
 # ----------------------------------------------------------------------------- usage errors
 def atlas_labels_alone(ctx: Ctx) -> None:
     labels = ctx.tmp / "labels.nii.gz"
@@ -418,14 +524,20 @@ PARTICIPANT_CASES = [
         image_3d,
         r"has shape \(52, 60, 50\) \(3-D\) but a dynamic PET image must be 4-D",
     ),
-    Case("nan-frame", nan_frame, r"non-finite \(NaN/Inf\) voxel value\(s\) in frame\(s\) 4"),
-    Case("inf-voxels", inf_voxels, r"8 non-finite \(NaN/Inf\) voxel value\(s\) in frame\(s\) 11"),
+    Case(
+        "nan-frame",
+        nan_frame,
+        r"sub-01 ses-nal: .*has 1 unusable frame\(s\): frame 4: NaN in \d+ voxel\(s\) \(100 % "
+        r"of the field of view\) that hold data in other frames",
+    ),
+    Case("inf-voxels", inf_voxels, r"sub-01 ses-sal: .*frame 11: 8 infinite voxel value\(s\)"),
     Case("all-zero-session", all_zero_session, r"sub-01 ses-nal: all-zero image"),
     Case("negative-image", negative_image, r"sub-01 ses-nal: .*has no net positive signal"),
     Case(
         "frames-in-wrong-order",
         frames_in_wrong_order,
-        r"FrameTimesStart must be increasing; frame 6",
+        r"sub-01 ses-sal: frame start times must be increasing; frame 6 starts at 300 s, not "
+        r"after frame 5 at 420 s\. Fix FrameTimesStart/FrameDuration in the sidecar JSON",
     ),
     Case(
         "frame-times-in-minutes",
@@ -513,6 +625,82 @@ PARTICIPANT_CASES = [
         "singular-affine",
         singular_affine,
         r"sub-01 ses-nal: .* has an invalid geometry \(the voxel-to-world matrix is singular",
+    ),
+    Case(
+        "frame-times-in-milliseconds",
+        times_in_milliseconds,
+        r"sub-01 ses-nal: implausible frame times: the scan lasts 3\.6e\+06 s .*divide "
+        r"FrameTimesStart and FrameDuration by 1000 in the sidecar JSON \(.*_pet\.json\)",
+    ),
+    Case(
+        "decay-fields-contradict",
+        decay_fields_contradict,
+        r"sub-01 ses-sal: ImageDecayCorrected is true but DecayCorrectionFactor is 1 for every "
+        r"frame.*set ImageDecayCorrected to false",
+    ),
+    Case(
+        "uncorrected-unknown-radionuclide",
+        uncorrected_unknown_radionuclide,
+        r"sub-01 ses-nal: ImageDecayCorrected is false, so the app must decay-correct the images, "
+        r"but TracerRadionuclide 'X-99' is not a radionuclide it knows",
+    ),
+    Case(
+        "zero-frame",
+        zero_frame,
+        r"sub-01 ses-nal: .*_pet\.nii\.gz has 1 unusable frame\(s\): frame 7: every finite voxel "
+        r"is 0\..*--exclude-bad-frames",
+    ),
+    Case(
+        "sign-flipped-frame",
+        sign_flipped_frame,
+        r"sub-01 ses-sal: .*frame 9: no net positive signal \(sum -",
+    ),
+    Case(
+        "scaled-frame",
+        scaled_frame,
+        r"sub-01 ses-sal: .*frame 8: its whole-image mean \(.*\) is [\d.]+ x the level",
+    ),
+    Case(
+        "nan-frame-with-nan-outside-head",
+        nan_outside_head_and_frame,
+        r"sub-01 ses-nal: .*has 1 unusable frame\(s\): frame 10: NaN in \d+ voxel\(s\) "
+        r"\(100 % of the field of view\)",
+    ),
+    Case(
+        "challenge-copy-of-baseline",
+        challenge_copy_of_baseline,
+        r"sub-01 ses-sal \(.*\) and sub-01 ses-nal \(.*\) hold the same image .*drug effect "
+        r"of exactly 0",
+    ),
+    Case(
+        "participants-share-a-scan",
+        participants_share_a_scan,
+        r"sub-01 ses-nal \(.*\) and sub-02 ses-sal \(.*\) hold the same image .*two "
+        r"participants cannot share a scan",
+    ),
+    Case(
+        "sessions-tsv-contradicts-labels",
+        sessions_tsv_contradicts_labels,
+        r"sub-01: sub-01_sessions\.tsv gives the condition ses-nal: 'baseline', ses-sal: "
+        r"'challenge'.*--baseline-session nal --challenge-session sal",
+    ),
+    Case(
+        "two-runs-unselected",
+        two_runs_unselected,
+        r"sub-01 ses-sal: 2 PET scans found .*--pet-run <index>",
+    ),
+    Case(
+        "inherited-field-missing",
+        inherited_field_missing,
+        r"sub-01 ses-sal: required PET-BIDS field AttenuationCorrection is missing from "
+        r"sub-01_ses-sal_trc-raclopride_pet\.json \(and inherited pet\.json\)",
+    ),
+    Case(
+        "bad-filter-file",
+        bad_filter_file,
+        r"--bids-filter-file: .*filter on 'subject' is not supported",
+        code=2,
+        stage="usage",
     ),
     Case(
         "atlas-without-cerebellum",

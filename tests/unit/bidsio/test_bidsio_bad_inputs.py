@@ -160,7 +160,8 @@ def test_several_pet_runs(synthetic_bids) -> None:
     problem = _one(root)
     assert problem.startswith("sub-01 ses-sal: 2 PET scans found")
     assert "sub-01_ses-sal_run-1_pet.nii.gz, sub-01_ses-sal_run-2_pet.nii.gz" in problem
-    assert "pet_filters=" in problem
+    assert "--pet-run" in problem
+    assert "--bids-filter-file" in problem
 
 
 def test_pet_filter_matching_nothing(synthetic_bids) -> None:
@@ -291,7 +292,8 @@ def test_frame_times_start_length_differs_from_duration(synthetic_bids) -> None:
 def test_negative_duration(synthetic_bids) -> None:
     spec = {"metadata": {"FrameDuration": [30, 60, -120, 240, 480, 600]}}
     problem = _one(synthetic_bids(_only_sal(spec)))
-    assert "FrameDuration must be positive (seconds); frame 2 has -120" in problem
+    assert problem.startswith("sub-01 ses-sal: frame durations must be positive; frame 2 lasts")
+    assert "-120 s. Fix FrameTimesStart/FrameDuration in the sidecar JSON" in problem
 
 
 def test_overlapping_frames(synthetic_bids) -> None:
@@ -311,7 +313,7 @@ def test_durations_written_as_end_times(synthetic_bids) -> None:
 def test_unsorted_frames(synthetic_bids) -> None:
     spec = {"metadata": {"FrameTimesStart": [0, 30, 210, 90, 450, 930]}}
     problem = _one(synthetic_bids(_only_sal(spec)))
-    assert "FrameTimesStart must be increasing; frame 3 starts at 90 s, not after frame 2" in (
+    assert "frame start times must be increasing; frame 3 starts at 90 s, not after frame 2" in (
         problem
     )
 
@@ -358,7 +360,12 @@ def test_nan_frame(synthetic_bids) -> None:
     data[0, 0, 0, 4] = np.inf
     data[2, 2, 2, 5] = np.nan
     problem = _one(synthetic_bids(_only_sal({"data": data})))
-    assert "has 3 non-finite (NaN/Inf) voxel value(s) in frame(s) 4, 5" in problem
+    assert (
+        "sub-01_ses-sal_pet.nii.gz has 2 unusable frame(s): frame 4: 1 infinite voxel" in problem
+    )
+    assert "NaN in 1 voxel(s) (0.198 % of the field of view) that hold data in other" in problem
+    assert "; frame 5: NaN in 1 voxel(s)" in problem
+    assert "--exclude-bad-frames" in problem
 
 
 def test_all_zero_image(synthetic_bids) -> None:

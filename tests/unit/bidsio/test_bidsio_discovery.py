@@ -160,8 +160,15 @@ def test_derivatives_and_sourcedata_not_indexed(synthetic_bids) -> None:
 
 
 def test_check_data_false_skips_reading_voxels(synthetic_bids) -> None:
-    spec = {"pet": [{"data": "zeros"}]}
-    root = synthetic_bids({"01": {"sal": spec, "nal": spec}})
+    # two all-zero images (of different lengths, so that they are not the same file content)
+    root = synthetic_bids(
+        {
+            "01": {
+                "sal": {"pet": [{"data": "zeros"}]},
+                "nal": {"pet": [{"data": "zeros", "n_frames": 7}]},
+            }
+        }
+    )
     with pytest.raises(ValidationError, match="all-zero image"):
         discover_study(root)
     study = discover_study(root, check_data=False)
