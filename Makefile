@@ -30,8 +30,8 @@ example-small: setup
 	$(BIN)/python examples/run_example.py --small --study-dir $(EXAMPLE_DIR)-small --output-dir $(EXAMPLE_OUT)-small --nprocs $(NPROCS)
 
 lint: setup
-	$(BIN)/ruff check bids_app tests benchmarks examples
-	$(BIN)/ruff format --check bids_app tests benchmarks examples
+	$(BIN)/ruff check bids_app petsim tests benchmarks examples
+	$(BIN)/ruff format --check bids_app petsim tests benchmarks examples
 
 bench: setup
 	$(BIN)/python benchmarks/bench_kinetics.py

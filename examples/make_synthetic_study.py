@@ -12,7 +12,7 @@ Writes OUT_DIR/bids (the PET-BIDS dataset) and OUT_DIR/truth (ground truth). Sam
 
 from __future__ import annotations
 
-from bids_app.simulation.__main__ import main
+from petsim.__main__ import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

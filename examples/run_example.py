@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bids_app.cli.run import main as bids_app_main
-from bids_app.simulation import generate_study
+from petsim import generate_study
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

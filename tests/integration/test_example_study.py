@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from bids_app.cli.run import main
-from bids_app.simulation import generate_study
+from petsim import generate_study
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -17,7 +17,7 @@ import pytest
 
 from bids_app.cli.run import main
 from bids_app.preproc.transforms import params_to_matrix, sphere_points
-from bids_app.simulation import generate_study
+from petsim import generate_study
 
 pytestmark = pytest.mark.integration
 

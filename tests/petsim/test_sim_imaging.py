@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bids_app.simulation.imaging import HeadModel, correlated_noise, render_session
-from bids_app.simulation.kinetics_sim import decay_correction_factors
-from bids_app.simulation.motion import SessionMotion, rigid_matrix
-from bids_app.simulation.protocol import ScanProtocol
+from petsim.imaging import HeadModel, correlated_noise, render_session
+from petsim.kinetics_sim import decay_correction_factors
+from petsim.motion import SessionMotion, rigid_matrix
+from petsim.protocol import ScanProtocol
 
 MNI_SHAPE = (30, 32, 28)
 

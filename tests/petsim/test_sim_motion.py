@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bids_app.simulation.motion import (
+from petsim.motion import (
     framewise_displacement,
     rigid_matrix,
     rigid_params,

@@ -3,7 +3,9 @@
 Everything the scanner "does" to the simulated activity lives in one frozen dataclass,
 :class:`ScanProtocol`, so that a study is fully described by (protocol, effects, seed).
 Two presets exist: :func:`default_protocol` (26 frames over 60 min, 2.5 x 2.5 x 3 mm voxels)
-and its ``small`` variant (12 frames, 4 mm voxels) used by fast tests.
+and its ``small`` variant (12 frames, 4 mm voxels) used by fast tests. ``axial_fov_mm`` limits
+the native grid to a scanner's axial field of view (e.g. 108 mm for the CTI ECAT 931 of the
+naloxone paper); :data:`NOISE_LEVELS` names the noise amplitudes of ``generate_study(noise=)``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from bids_app.kinetics.timing import FrameTiming
+from petsim.errors import InputError
+from petsim.timing import FrameTiming
+
+FOV_MARGIN_MM = 4.0
+"""With a limited axial field of view: its bottom lies this far below the lowest cerebellar voxel
+centre at the session pose, mm."""
 
 C11_HALF_LIFE_MIN = 20.364
 """Physical half-life of carbon-11, minutes (20.364 min; NNDC)."""
@@ -29,6 +36,11 @@ DEFAULT_SCHEDULE_S: tuple[tuple[int, float], ...] = (
     (4, 300.0),
 )
 """Default frame schedule as (count, duration in s): 26 frames, 60 min."""
+
+NOISE_LEVELS: dict[str, float] = {"example": 0.20, "high": 1.0}
+"""Named values of :attr:`ScanProtocol.noise_scale`: ``"example"`` (the default) and ``"high"``
+(ECAT-era voxel noise: a striatal voxel COV of BPND of ~15 % on 2 mm voxelwise SRTM2 maps of the
+default protocol; see ``examples/README.md``)."""
 
 SMALL_SCHEDULE_S: tuple[tuple[int, float], ...] = (
     (2, 30.0),
@@ -75,6 +87,12 @@ class ScanProtocol:
         Native (scanner) voxel size, mm.
     grid_shape : (3,) tuple of int
         Native grid dimensions (unequal on purpose); the grid is centred on the scanner origin.
+    axial_fov_mm : float or None
+        Axial (z) field of view of the scanner, mm; None: the full ``grid_shape``. Otherwise the
+        native grid has ``round(axial_fov_mm / voxel_z)`` slices, centred on the scanner origin,
+        and every session's head pose is placed so that the bottom of the field of view lies
+        :data:`FOV_MARGIN_MM` below the lowest cerebellar voxel (the bed is positioned over the
+        striatum and the cerebellum); the head then moves within the fixed field of view.
     fwhm_mm : float
         Effective isotropic resolution of the reconstructed images (FWHM, mm).
     noise_scale : float
@@ -103,6 +121,7 @@ class ScanProtocol:
     schedule_s: tuple[tuple[int, float], ...] = DEFAULT_SCHEDULE_S
     voxel_size_mm: tuple[float, float, float] = (2.5, 2.5, 3.0)
     grid_shape: tuple[int, int, int] = (84, 96, 68)
+    axial_fov_mm: float | None = None
     fwhm_mm: float = 6.0
     noise_scale: float = 0.20
     noise_floor_kbq_ml: float = 0.3
@@ -124,6 +143,26 @@ class ScanProtocol:
         start_s, duration_s = frame_schedule_seconds(self.schedule_s)
         return FrameTiming.from_seconds(start_s, duration_s)
 
+    def __post_init__(self) -> None:
+        if self.axial_fov_mm is not None and not (
+            math.isfinite(self.axial_fov_mm) and self.axial_fov_mm >= 2 * self.voxel_size_mm[2]
+        ):
+            msg = (
+                f"axial_fov_mm must be None or at least two slices "
+                f"({2 * self.voxel_size_mm[2]:g} mm); got {self.axial_fov_mm!r}"
+            )
+            raise InputError(msg)
+        if not (math.isfinite(self.noise_scale) and self.noise_scale >= 0.0):
+            msg = f"noise_scale must be a finite number >= 0; got {self.noise_scale!r}"
+            raise InputError(msg)
+
+    def native_shape(self) -> tuple[int, int, int]:
+        """Shape of the native grid: ``grid_shape`` with the slices of the axial field of view."""
+        nx, ny, nz = self.grid_shape
+        if self.axial_fov_mm is not None:
+            nz = round(self.axial_fov_mm / self.voxel_size_mm[2])
+        return (nx, ny, nz)
+
     def native_affine(self) -> NDArray[np.float64]:
         """Voxel-to-scanner affine of the native grid (RAS+, centred on the scanner origin).
 
@@ -133,7 +172,7 @@ class ScanProtocol:
             Maps native voxel indices to scanner-space mm.
         """
         vox = np.asarray(self.voxel_size_mm, dtype=np.float64)
-        shape = np.asarray(self.grid_shape, dtype=np.float64)
+        shape = np.asarray(self.native_shape(), dtype=np.float64)
         affine = np.diag([*vox, 1.0])
         affine[:3, 3] = -0.5 * (shape - 1.0) * vox
         return affine

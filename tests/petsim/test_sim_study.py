@@ -21,12 +21,13 @@ import pandas as pd
 import pytest
 
 from bids_app.bidsio.metadata import REQUIRED_PET_FIELDS
-from bids_app.simulation import StudyPaths, generate_study
-from bids_app.simulation.anatomy import build_anatomy
-from bids_app.simulation.imaging import HeadModel
-from bids_app.simulation.motion import rigid_matrix
-from bids_app.simulation.protocol import default_protocol
-from bids_app.simulation.study import pet_path
+from petsim import StudyPaths, generate_study
+from petsim.anatomy import build_anatomy
+from petsim.imaging import HeadModel
+from petsim.motion import rigid_matrix
+from petsim.protocol import default_protocol
+from petsim.study import pet_path
+from petsim.warp import IndividualWarp
 
 pytestmark = pytest.mark.integration
 
@@ -166,7 +167,10 @@ def test_truth_is_beside_the_dataset(study: tuple[StudyPaths, float]) -> None:
 def test_centre_of_mass_follows_session_pose(study: tuple[StudyPaths, float]) -> None:
     paths, _ = study
     protocol = default_protocol(small=True)
-    head = HeadModel.from_anatomy(build_anatomy(protocol.fwhm_mm))
+    anatomy = build_anatomy()
+    head = HeadModel.build(
+        anatomy, IndividualWarp.identity(anatomy.head_centre_mm), protocol.fwhm_mm
+    )
     tacs = pd.read_csv(paths.truth_dir / "class_tacs.tsv", sep="\t")
     poses = pd.read_csv(paths.truth_dir / "session_poses.tsv", sep="\t")
     motion = pd.read_csv(paths.truth_dir / "motion_truth.tsv", sep="\t")

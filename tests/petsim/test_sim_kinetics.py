@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from bids_app.errors import ModelError
-from bids_app.kinetics.timing import FrameTiming
-from bids_app.simulation.kinetics_sim import (
+from petsim.errors import ModelError
+from petsim.kinetics_sim import (
     CompartmentParameters,
     PlasmaInput,
     convolve_exponential,
@@ -21,13 +20,14 @@ from bids_app.simulation.kinetics_sim import (
     tissue_curve,
     voxel_curve,
 )
-from bids_app.simulation.protocol import (
+from petsim.protocol import (
     C11_HALF_LIFE_MIN,
     DEFAULT_SCHEDULE_S,
     SMALL_SCHEDULE_S,
     default_protocol,
     frame_schedule_seconds,
 )
+from petsim.timing import FrameTiming
 
 
 def test_convolve_exponential_matches_closed_form() -> None:

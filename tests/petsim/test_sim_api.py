@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from bids_app.errors import InputError
-from bids_app.simulation import StudyEffects, generate_study
-from bids_app.simulation.__main__ import build_parser, main
+from petsim import StudyEffects, generate_study
+from petsim.__main__ import build_parser, main
+from petsim.errors import InputError
 
 
 @pytest.fixture(autouse=True)
-def _restore_app_logger() -> Iterator[None]:
-    """The CLI configures the ``bids_app`` logger; put it back for the other tests."""
-    logger = logging.getLogger("bids_app")
+def _restore_petsim_logger() -> Iterator[None]:
+    """The CLI configures the ``petsim`` logger; put it back for the other tests."""
+    logger = logging.getLogger("petsim")
     saved = (list(logger.handlers), logger.level, logger.propagate)
     yield
     for handler in list(logger.handlers):
@@ -58,16 +58,50 @@ def test_invalid_counts(tmp_path: Path, kwargs: dict[str, float], match: str) ->
 
 def test_cli_parses_all_flags() -> None:
     argv = ["out", "--small", "--null", "--n-participants", "6", "--seed", "3"]
+    argv += ["--anatomy", "individual", "--t1w-skull", "--axial-fov-mm", "108", "--noise", "high"]
     args = build_parser().parse_args([*argv, "--with-t1w", "--n-jobs", "2", "--overwrite"])
     assert (args.small, args.null, args.n_participants, args.seed) == (True, True, 6, 3)
     assert (args.with_t1w, args.n_jobs, args.overwrite) == (True, 2, True)
+    assert (args.anatomy, args.t1w_skull, args.axial_fov_mm, args.noise) == (
+        "individual",
+        True,
+        108.0,
+        "high",
+    )
+    assert build_parser().parse_args(["out", "--noise", "0.5"]).noise == 0.5
 
 
-def test_cli_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"anatomy": "average"}, "anatomy must be one of"),
+        ({"noise": "loud"}, "noise must be one of"),
+        ({"noise": -1.0}, "noise_scale must be a finite number >= 0"),
+        ({"axial_fov_mm": 3.0}, "axial_fov_mm must be None or at least two slices"),
+    ],
+)
+def test_invalid_realism_options(tmp_path: Path, kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        generate_study(tmp_path / "out", small=True, **kwargs)  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--n-participants", "zero"], "positive integer"),
+        (["--noise", "loud"], "must be one of"),
+        (["--axial-fov-mm", "-5"], "positive number"),
+        (["--anatomy", "average"], "invalid choice"),
+    ],
+)
+def test_cli_usage_error_exits_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
     with pytest.raises(SystemExit) as info:
-        main(["out", "--n-participants", "zero"])
+        main(["out", *argv])
     assert info.value.code == 2
-    assert "positive integer" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_cli_returns_1_on_non_empty_out_dir(tmp_path: Path) -> None:
@@ -76,7 +110,7 @@ def test_cli_returns_1_on_non_empty_out_dir(tmp_path: Path) -> None:
 
 
 def test_failure_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bids_app.simulation import study
+    from petsim import study
 
     def boom(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("disk full")

@@ -5,7 +5,8 @@ Conventions (all matrices are 4 x 4 homogeneous, mm):
 * Rotation parameters ``(rot_x, rot_y, rot_z)`` are radians about the world x, y, z axes and
   compose as ``R = Rz @ Ry @ Rx`` (x applied first); translations ``(trans_x, trans_y, trans_z)``
   are mm. :func:`rigid_matrix` and :func:`rigid_params` convert both ways.
-* The **session pose** ``P`` maps head (MNI template) coordinates to scanner coordinates:
+* The **session pose** ``P`` maps head coordinates (the participant's head space, which is the
+  MNI template space for ``anatomy="template"``) to scanner coordinates:
   ``x_scanner = P @ x_mni`` at frame 0. It rotates about the head centre and then translates.
 * The **frame motion** ``D_k`` maps the scanner position of a head point at frame 0 to its
   scanner position at frame ``k``: ``x_k = D_k @ x_0``, so the head pose at frame ``k`` is
@@ -15,6 +16,7 @@ Conventions (all matrices are 4 x 4 homogeneous, mm):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,14 +92,14 @@ class SessionMotion:
     Parameters
     ----------
     pose : (4, 4) ndarray
-        Head (MNI mm) -> scanner (mm) at frame 0.
+        Head mm -> scanner (mm) at frame 0.
     pose_params : (6,) ndarray
         Parameters of ``pose`` as drawn: rotation about the head centre, then the translation
         of the head centre from the scanner origin.
     frame_motion : (n_frames, 4, 4) ndarray
         ``D_k``: scanner position at frame 0 -> scanner position at frame k.
     head_centre_mm : (3,) ndarray
-        Centre of rotation in MNI mm.
+        Centre of rotation in head mm.
     """
 
     pose: NDArray[np.float64]
@@ -106,7 +108,7 @@ class SessionMotion:
     head_centre_mm: NDArray[np.float64]
 
     def frame_pose(self, frame: int) -> NDArray[np.float64]:
-        """Head (MNI mm) -> scanner (mm) at ``frame``: ``D_k @ P``."""
+        """Head mm -> scanner (mm) at ``frame``: ``D_k @ P``."""
         return self.frame_motion[frame] @ self.pose
 
     def frame_params(self) -> NDArray[np.float64]:
@@ -129,7 +131,7 @@ def sample_session_pose(
     Returns
     -------
     pose : (4, 4) ndarray
-        Head (MNI mm) -> scanner (mm).
+        Head mm -> scanner (mm).
     params : (6,) ndarray
         Translation of the head centre (mm) and rotations (rad).
     """
@@ -194,8 +196,24 @@ def sample_session_motion(
     head_centre_mm: NDArray[np.float64],
     frame_mid_min: NDArray[np.float64],
     motion_scale: float = 1.0,
+    z_shift: Callable[[NDArray[np.float64]], float] | None = None,
 ) -> SessionMotion:
     """Draw a session pose and its intra-scan motion (see the module docstring).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Random generator.
+    head_centre_mm : (3,) ndarray
+        Centre of rotation, head mm.
+    frame_mid_min : (n_frames,) ndarray
+        Frame mid-times, minutes.
+    motion_scale : float
+        Multiplies all intra-scan motion amplitudes.
+    z_shift : callable or None
+        ``z_shift(pose)`` -> mm added to the pose's z translation before the intra-scan motion
+        is drawn (the bed position of a limited field of view); the random numbers drawn are the
+        same with or without it.
 
     Returns
     -------
@@ -204,6 +222,10 @@ def sample_session_motion(
     """
     centre = np.asarray(head_centre_mm, dtype=np.float64)
     pose, pose_params = sample_session_pose(rng, centre)
+    if z_shift is not None:
+        dz = float(z_shift(pose))
+        pose[2, 3] += dz
+        pose_params[2] += dz
     centre_scanner = (pose @ np.append(centre, 1.0))[:3]
     frame_motion = sample_intrascan_motion(rng, frame_mid_min, centre_scanner, motion_scale)
     return SessionMotion(

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bids_app.simulation.design import StudyEffects
-from bids_app.simulation.phenotype import (
+from petsim.design import StudyEffects
+from petsim.phenotype import (
     AVERSIVE_ITEMS,
     CARDIO_TIMES_MIN,
     HORMONE_TIMES_MIN,

@@ -3,12 +3,19 @@
 Files (all TSVs have a JSON sidecar or are described in ``truth.json``):
 
 * ``participants_truth.tsv``: generating values (``gen_*``) and expected measured values
-  (``exp_*``, see :mod:`bids_app.simulation.truth`) per participant;
+  (``exp_*``, see :mod:`petsim.truth`) per participant;
 * ``expected_roi_measures.tsv``: long table of expected BPND/R1 per participant, session, ROI
   and method (``roi_tac`` or ``voxel_mean``);
+* ``fov_coverage.tsv``: per participant, session and ROI (reference included) the fraction of
+  the ROI's MNI voxels inside the scanner's field of view at the session pose, and its minimum
+  over the frames (1 without a limited ``axial_fov_mm``);
 * ``motion_truth.tsv``: per frame the motion ``D_k`` (4 x 4, ``m00`` ... ``m33``) and its six
-  parameters, plus framewise displacement (see :mod:`bids_app.simulation.motion`);
-* ``session_poses.tsv``: the head (MNI mm) -> scanner (mm) pose of every image;
+  parameters, plus framewise displacement (see :mod:`petsim.motion`);
+* ``session_poses.tsv``: the head (mm) -> scanner (mm) pose of every image;
+* ``individual_anatomy.tsv`` and ``warps/``: each participant's head <-> template maps
+  (:mod:`petsim.warp`): scaling, field parameters, Jacobian range, and the displacement field
+  ``v`` on its control grid (``sub-XX_desc-displacement_warp.nii.gz``, 4-D, mm; only for
+  ``anatomy="individual"``);
 * ``sessions_truth.tsv``: injected activity, plasma-input parameters and expected k2';
 * ``class_tacs.tsv``: noise-free frame-mean TAC of every tissue class and of the plasma;
 * ``maps/``: generating BPND and R1 maps on the MNI grid (float32; NaN without tissue);
@@ -24,24 +31,29 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from bids_app.simulation import bids_writer as bw
-from bids_app.simulation.anatomy import Anatomy
-from bids_app.simulation.design import (
+from petsim import bids_writer as bw
+from petsim.anatomy import Anatomy
+from petsim.atlas import ROI_SOURCES
+from petsim.design import (
     SESSIONS,
     TISSUES,
     ParticipantDesign,
     StudyEffects,
 )
-from bids_app.simulation.motion import PARAM_NAMES, framewise_displacement, rigid_params
-from bids_app.simulation.protocol import ScanProtocol
-from bids_app.simulation.truth import (
+from petsim.kinetics_sim import fine_time_grid, frame_means
+from petsim.motion import PARAM_NAMES, framewise_displacement, rigid_params
+from petsim.protocol import ScanProtocol
+from petsim.srtm import N_K2A_GRID
+from petsim.truth import (
+    COVERAGE_ROIS,
     TRUTH_ROIS,
     generating_roi_value,
     relative_change_mean,
+    truth_voxels,
 )
 
 if TYPE_CHECKING:
-    from bids_app.simulation.study import SessionResult
+    from petsim.study import ParticipantResult, SessionResult
 
 MAP_SPACE = "MNI152NLin2009aSym"
 GEN_BP_ROIS: tuple[str, ...] = ("dorsal_striatum", "ventral_striatum", "striatum")
@@ -58,10 +70,20 @@ EXP_R1_ROIS: tuple[str, ...] = (*GEN_R1_ROIS, "habenula_control")
 R1_EFFECT_CLASSES: tuple[str, ...] = ("putamen", "insula", "habenula", "pituitary", "carotid")
 MATRIX_COLUMNS: tuple[str, ...] = tuple(f"m{i}{j}" for i in range(4) for j in range(4))
 
+ANATOMY_CONVENTION = (
+    "Head space: the participant's own head, mm. The participant is the template deformed by "
+    "psi(y) = c + (y - c) / s + v(y), mapping head mm y to MNI mm (c = head_centre_mm, "
+    "s = (scale_x, scale_y, scale_z) in individual_anatomy.tsv, v the displacement field in "
+    "warps/: cubic B-spline interpolant (scipy.ndimage.map_coordinates order 3, "
+    "mode 'nearest') of the 4-D samples, whose affine maps control-grid voxels to head mm). "
+    "MNI -> head is the numerical inverse of psi (petsim.warp.IndividualWarp.to_head). For "
+    "anatomy='template' the head space is the MNI space (psi = identity)."
+)
+
 MOTION_CONVENTION = (
     "D_k (m00..m33, row-major) maps the scanner-space position (mm) of a head point at frame 0 "
     "to its position at frame k: x_k = D_k @ x_0; D_0 = identity. The head pose at frame k "
-    "is D_k @ P with P the session pose (MNI mm -> scanner mm, session_poses.tsv). "
+    "is D_k @ P with P the session pose (head mm -> scanner mm, session_poses.tsv). "
     "To resample frame k onto frame 0, sample frame k at D_k @ x. Parameters: trans_x/y/z in "
     "mm and rot_x/y/z in rad with R = Rz @ Ry @ Rx, both about the scanner origin."
 )
@@ -141,16 +163,16 @@ def _participants_truth_sidecar(columns: list[str]) -> dict[str, object]:
                 "(R1 = K1 / K1' of the cerebellar grey matter)."
             )
         elif col.startswith("exp_k2prime"):
-            text = "k2' (1/min) of an SRTM fit of the blurred noise-free striatum TAC."
+            text = "k2' (1/min): SRTM fit of the ideal-pipeline striatum TAC (petsim.srtm)."
         elif col.endswith(("_da_release", "_rcbf_change")):
             text = (
                 "Expected measured relative change: mean over the ROI's voxels of voxelwise "
-                "SRTM2 on the blurred noise-free MNI data (fraction)."
+                "SRTM2 of the ideal-pipeline noise-free MNI data (fraction)."
             )
         elif col.endswith("_r1_change"):
             text = "Expected measured relative R1 change of the ROI-TAC SRTM2 fits (fraction)."
         else:
-            text = "Expected measured value: SRTM2 fit of the blurred noise-free ROI TAC."
+            text = "Expected measured value: SRTM2 fit of the ideal-pipeline ROI TAC."
         side[col] = {"Description": text}
     return side
 
@@ -161,29 +183,35 @@ def _roi_measures(results: list[SessionResult], columns: dict[str, np.ndarray]) 
     for res in results:
         exp = res.expected
         for roi in TRUTH_ROIS:
-            sel = columns[roi]
-            rows.append(
-                [
-                    res.participant_id,
-                    f"ses-{res.session}",
-                    roi,
-                    "roi_tac",
-                    exp.roi_bp[roi],
-                    exp.roi_r1[roi],
-                ]
-            )
-            rows.append(
-                [
-                    res.participant_id,
-                    f"ses-{res.session}",
-                    roi,
-                    "voxel_mean",
-                    float(np.nanmean(exp.voxel_bp[sel])),
-                    float(np.nanmean(exp.voxel_r1[sel])),
-                ]
-            )
+            values = exp.voxel_bp[columns[roi]], exp.voxel_r1[columns[roi]]
+            voxel_mean = [
+                float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for v in values
+            ]
+            for method, bp, r1 in (
+                ("roi_tac", exp.roi_bp[roi], exp.roi_r1[roi]),
+                ("voxel_mean", *voxel_mean),
+            ):
+                rows.append([res.participant_id, f"ses-{res.session}", roi, method, bp, r1])
     return pd.DataFrame(
         rows, columns=["participant_id", "session_id", "roi", "method", "BPND", "R1"]
+    )
+
+
+def _coverage_table(results: list[SessionResult]) -> pd.DataFrame:
+    """Field-of-view coverage of every ROI per session."""
+    rows = [
+        [
+            res.participant_id,
+            f"ses-{res.session}",
+            roi,
+            res.expected.coverage[roi],
+            res.expected.coverage_min[roi],
+        ]
+        for res in results
+        for roi in COVERAGE_ROIS
+    ]
+    return pd.DataFrame(
+        rows, columns=["participant_id", "session_id", "roi", "coverage", "coverage_min_frames"]
     )
 
 
@@ -206,18 +234,58 @@ def _motion_table(results: list[SessionResult], protocol: ScanProtocol) -> pd.Da
     return pd.concat(parts, ignore_index=True)
 
 
-def _poses_table(results: list[SessionResult]) -> pd.DataFrame:
-    """Head (MNI) -> scanner pose of every written image."""
+def _poses_table(participants: list[ParticipantResult]) -> pd.DataFrame:
+    """Head -> scanner pose of every written image."""
     rows = []
-    for res in results:
-        images = [(f"pet_ses-{res.session}", res.motion.pose)]
-        if res.t1w_pose is not None:
-            images.append(("T1w", res.t1w_pose))
+    for part in participants:
+        images = [(f"pet_ses-{res.session}", res.motion.pose) for res in part.sessions]
+        if part.t1w_pose is not None:
+            images.append(("T1w", part.t1w_pose))
         for image, pose in images:
             rows.append(
-                [res.participant_id, image, *rigid_params(pose).tolist(), *pose.ravel().tolist()]
+                [part.participant_id, image, *rigid_params(pose).tolist(), *pose.ravel().tolist()]
             )
     return pd.DataFrame(rows, columns=["participant_id", "image", *PARAM_NAMES, *MATRIX_COLUMNS])
+
+
+def _anatomy_table(participants: list[ParticipantResult]) -> pd.DataFrame:
+    """Scaling and displacement-field parameters of every participant."""
+    rows = []
+    for part in participants:
+        w = part.warp
+        rows.append(
+            {
+                "participant_id": part.participant_id,
+                "scale_x": w.scale[0],
+                "scale_y": w.scale[1],
+                "scale_z": w.scale[2],
+                "displacement_sd_mm": w.sd_mm,
+                "smoothness_mm": w.smoothness_mm,
+                "field_draws": w.n_draws,
+                "jacobian_min": w.jacobian_range[0],
+                "jacobian_max": w.jacobian_range[1],
+                "warp_file": (
+                    "n/a"
+                    if w.displacement_mm is None
+                    else f"warps/{_warp_name(part.participant_id)}"
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _warp_name(participant_id: str) -> str:
+    return f"{participant_id}_desc-displacement_warp.nii.gz"
+
+
+def _write_warps(warps_dir: Path, participants: list[ParticipantResult]) -> None:
+    """The displacement field ``v`` of every individual participant (4-D, mm, float32)."""
+    for part in participants:
+        field = part.warp.displacement_mm
+        if field is None:
+            continue
+        data = np.moveaxis(field, 0, -1).astype(np.float32)
+        bw.write_nifti(warps_dir / _warp_name(part.participant_id), data, part.warp.grid.affine)
 
 
 def _sessions_table(
@@ -248,8 +316,6 @@ def _class_tacs_table(
     results: list[SessionResult], anatomy: Anatomy, protocol: ScanProtocol
 ) -> pd.DataFrame:
     """Noise-free frame-mean TACs per class (kBq/mL)."""
-    from bids_app.simulation.kinetics_sim import fine_time_grid, frame_means
-
     frames = protocol.frames()
     t = fine_time_grid(float(frames.end_min[-1]), protocol.fine_dt_min)
     parts = []
@@ -290,7 +356,7 @@ def write_truth(
     *,
     anatomy: Anatomy,
     designs: list[ParticipantDesign],
-    results: list[SessionResult],
+    results: list[ParticipantResult],
     effects: StudyEffects,
     protocol: ScanProtocol,
     settings: dict[str, object],
@@ -302,22 +368,21 @@ def write_truth(
     truth_dir : Path
         Destination folder (created).
     anatomy : Anatomy
-        The simulated anatomy.
+        The template anatomy (MNI grid, truth ROIs).
     designs : list of ParticipantDesign
         Generating values.
-    results : list of SessionResult
-        Per-session outputs of the rendering jobs.
+    results : list of ParticipantResult
+        Per-participant outputs of the rendering jobs.
     effects : StudyEffects
         Effects simulated.
     protocol : ScanProtocol
         Acquisition protocol.
     settings : dict
-        Seed, counts and flags for ``truth.json``.
+        Seed, counts and options for ``truth.json``.
     """
-    from bids_app.simulation.truth import truth_voxels
-
     columns = truth_voxels(anatomy).roi_columns
-    by_key = {(r.participant_id, r.session): r for r in results}
+    sessions = [res for part in results for res in part.sessions]
+    by_key = {(r.participant_id, r.session): r for r in sessions}
     rows = [
         _participant_row(anatomy, d, {s: by_key[(d.participant_id, s)] for s in SESSIONS}, columns)
         for d in designs
@@ -327,14 +392,18 @@ def write_truth(
     bw.write_json(
         truth_dir / "participants_truth.json", _participants_truth_sidecar(list(table.columns))
     )
-    bw.write_tsv(truth_dir / "expected_roi_measures.tsv", _roi_measures(results, columns))
-    bw.write_tsv(truth_dir / "motion_truth.tsv", _motion_table(results, protocol))
+    bw.write_tsv(truth_dir / "expected_roi_measures.tsv", _roi_measures(sessions, columns))
+    bw.write_tsv(truth_dir / "fov_coverage.tsv", _coverage_table(sessions))
+    bw.write_tsv(truth_dir / "motion_truth.tsv", _motion_table(sessions, protocol))
     bw.write_tsv(truth_dir / "session_poses.tsv", _poses_table(results))
-    bw.write_tsv(truth_dir / "sessions_truth.tsv", _sessions_table(designs, results))
-    bw.write_tsv(truth_dir / "class_tacs.tsv", _class_tacs_table(results, anatomy, protocol))
+    bw.write_tsv(truth_dir / "individual_anatomy.tsv", _anatomy_table(results))
+    _write_warps(truth_dir / "warps", results)
+    bw.write_tsv(truth_dir / "sessions_truth.tsv", _sessions_table(designs, sessions))
+    bw.write_tsv(truth_dir / "class_tacs.tsv", _class_tacs_table(sessions, anatomy, protocol))
     _write_maps(truth_dir / "maps", anatomy, designs)
     protocol_dict = asdict(protocol)
     protocol_dict["frame_start_s"] = protocol.frames().start_s.tolist()
+    protocol_dict["native_shape"] = list(protocol.native_shape())
     protocol_dict["native_affine"] = protocol.native_affine().tolist()
     bw.write_json(
         truth_dir / "truth.json",
@@ -345,14 +414,21 @@ def write_truth(
             "tissue_classes": list(anatomy.classes),
             "tissues": {k: asdict(v) for k, v in TISSUES.items()},
             "head_centre_mm": anatomy.head_centre_mm.tolist(),
+            "roi_sources": ROI_SOURCES,
             "expected_method": (
-                "bids_app.kinetics fit_srtm (striatum ROI TAC -> k2') then fit_srtm2 on the "
-                f"{protocol.fwhm_mm:g} mm-blurred noise-free TACs on the MNI 2 mm grid "
-                "(cerebellum reference from the app's atlas); default frame-duration weights."
+                "petsim.srtm (the simulator's own fits): SRTM of the striatum ROI TAC -> k2', "
+                "then SRTM2 of each ROI TAC and voxelwise (profiled least squares, "
+                f"{N_K2A_GRID}-value k2a grid refined by golden-section search); frame-duration "
+                "weights, frame-mean model. Data: the participant's blurred "
+                f"({protocol.fwhm_mm:g} mm) noise-free head sampled on the native scanner grid "
+                "at the session pose and brought back to each MNI truth voxel with the true "
+                "mapping (warp + pose) in one trilinear interpolation; voxels outside the "
+                "field of view are left out (fov_coverage.tsv). Reference: cerebellum."
             ),
+            "anatomy_convention": ANATOMY_CONVENTION,
             "motion_convention": MOTION_CONVENTION,
             "pose_convention": (
-                "session_poses.tsv: P maps MNI (head) mm to scanner mm; parameters are the "
+                "session_poses.tsv: P maps head mm to scanner mm; parameters are the "
                 "rotation (R = Rz @ Ry @ Rx) and translation of P about the scanner origin. "
                 "The native PET grid's affine (voxel -> scanner mm) is protocol.native_affine."
             ),

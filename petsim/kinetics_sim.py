@@ -28,8 +28,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.signal import lfilter
 
-from bids_app.errors import ModelError
-from bids_app.kinetics.timing import FrameTiming
+from petsim.errors import ModelError
+from petsim.timing import FrameTiming
 
 REFERENCE_INJECTED_MBQ = 370.0
 """Injected activity the population plasma-input amplitudes refer to, MBq."""

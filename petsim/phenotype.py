@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from bids_app.simulation.design import SESSIONS, StudyEffects
+from petsim.design import SESSIONS, StudyEffects
 
 SUBJECTIVE_TIMES_MIN: tuple[int, ...] = (-10, 10, 30, 60)
 HORMONE_TIMES_MIN: tuple[int, ...] = (-10, 10, 30, 60)

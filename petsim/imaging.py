@@ -1,9 +1,11 @@
-"""From tissue kinetics to the scanner's 4-D image: blur, pose, motion, noise.
+"""From tissue kinetics to the scanner's 4-D image: warp, blur, pose, motion, noise.
 
-For each frame ``k`` the noise-free, blurred MNI-space image is
-``sum_c blurred_f_c(x) * TAC_c[k]`` (:class:`~bids_app.simulation.anatomy.Anatomy`); it is
-resampled once (trilinear) onto the native scanner grid through the frame's head pose, and
-Gaussian noise with variance proportional to the true counts is added:
+Each participant's unblurred tissue fractions are first taken into the participant's head
+space (:meth:`HeadModel.build`: sampled at ``psi(y)``, :mod:`petsim.warp`; the template itself
+for ``anatomy="template"``) and then blurred by the scanner resolution. For each frame ``k``
+the noise-free head-space image is ``sum_c blurred_f_c(y) * TAC_c[k]``; it is resampled once
+(trilinear) onto the native scanner grid through the frame's head pose, and Gaussian noise with
+variance proportional to the true counts is added:
 
 ``sigma(x, k) = noise_scale * sqrt((A(x, k) + floor) * DCF_k / dt_k)``
 
@@ -20,8 +22,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from bids_app.simulation.anatomy import FWHM_TO_SIGMA, Anatomy
-from bids_app.simulation.kinetics_sim import (
+from petsim.anatomy import FWHM_TO_SIGMA, Anatomy, blur_fractions
+from petsim.kinetics_sim import (
     CompartmentParameters,
     PlasmaInput,
     decay_correction_factors,
@@ -29,8 +31,9 @@ from bids_app.simulation.kinetics_sim import (
     frame_means,
     voxel_curve,
 )
-from bids_app.simulation.motion import SessionMotion
-from bids_app.simulation.protocol import ScanProtocol
+from petsim.motion import SessionMotion
+from petsim.protocol import ScanProtocol
+from petsim.warp import IndividualWarp
 
 HEAD_SUPPORT_THRESHOLD = 0.05
 """Blurred tissue fraction above which a voxel counts as inside the head (noise floor)."""
@@ -41,20 +44,20 @@ STORE_THRESHOLD = 1e-4
 
 @dataclass(frozen=True)
 class HeadModel:
-    """Compact, picklable form of the blurred anatomy used to render frames.
+    """Compact, picklable form of one head's blurred anatomy, used to render frames.
 
     Attributes
     ----------
     blurred : (n_classes, n_support) float32 ndarray
         Blurred class fractions of the voxels with any tissue.
     index : (n_support,) int ndarray
-        Flat (C-order) indices of those voxels in the MNI grid.
+        Flat (C-order) indices of those voxels in the head grid.
     shape : tuple of int
-        MNI grid shape.
+        Head grid shape (the 2 mm MNI grid's geometry, in head-space mm).
     affine : (4, 4) ndarray
-        MNI voxel -> mm.
+        Head grid voxel -> head mm.
     head_centre_mm : (3,) ndarray
-        Centre of rotation, MNI mm.
+        Centre of rotation, head mm.
     """
 
     blurred: NDArray[np.float32]
@@ -64,26 +67,56 @@ class HeadModel:
     head_centre_mm: NDArray[np.float64]
 
     @classmethod
-    def from_anatomy(cls, anatomy: Anatomy) -> HeadModel:
-        """Keep only the voxels whose blurred tissue fraction exceeds :data:`STORE_THRESHOLD`."""
-        flat = anatomy.blurred.reshape(anatomy.blurred.shape[0], -1)
+    def build(cls, anatomy: Anatomy, warp: IndividualWarp, fwhm_mm: float) -> HeadModel:
+        """Warp the unblurred fractions into the head, blur them and keep the tissue voxels.
+
+        Parameters
+        ----------
+        anatomy : Anatomy
+            Template-space fractions.
+        warp : IndividualWarp
+            The participant's maps (identity for the template anatomy).
+        fwhm_mm : float
+            Scanner resolution, mm.
+
+        Returns
+        -------
+        HeadModel
+            Voxels whose blurred tissue fraction exceeds :data:`STORE_THRESHOLD`.
+        """
+        fractions = anatomy.fractions
+        centre = anatomy.head_centre_mm
+        if not warp.is_identity:
+            head_points = anatomy.grid.centres_mm()
+            template = warp.to_template(head_points)
+            inv = np.linalg.inv(anatomy.affine)
+            ijk = inv[:3, :3] @ template.T + inv[:3, 3:4]
+            fractions = np.stack(
+                [
+                    ndimage.map_coordinates(f, ijk, order=1, cval=0.0).reshape(anatomy.shape)
+                    for f in anatomy.fractions
+                ]
+            )
+            centre = warp.to_head(centre[None, :])[0]
+        blurred = blur_fractions(fractions, fwhm_mm, anatomy.grid.voxel_mm)
+        flat = blurred.reshape(blurred.shape[0], -1)
         index = np.flatnonzero(flat.sum(axis=0) > STORE_THRESHOLD)
         return cls(
             blurred=np.ascontiguousarray(flat[:, index]),
             index=index,
             shape=anatomy.shape,
             affine=anatomy.affine,
-            head_centre_mm=anatomy.head_centre_mm,
+            head_centre_mm=centre,
         )
 
     def volume(self, values: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Scatter per-support-voxel values into a full MNI volume (0 elsewhere)."""
+        """Scatter per-support-voxel values into a full head-grid volume (0 elsewhere)."""
         out = np.zeros(int(np.prod(self.shape)), dtype=np.float32)
         out[self.index] = values
         return out.reshape(self.shape)
 
     def frame(self, tac_values: NDArray[np.float64]) -> NDArray[np.float32]:
-        """Noise-free blurred MNI image for one frame: ``sum_c blurred_c * tac_c``."""
+        """Noise-free blurred head-grid image of one frame: ``sum_c blurred_c * tac_c``."""
         return self.volume(tac_values.astype(np.float32) @ self.blurred)
 
 
@@ -179,16 +212,29 @@ def correlated_noise(
     return smooth
 
 
-def mni_to_native_matrix(
-    anatomy_affine: NDArray[np.float64],
+def native_to_head_matrix(
+    head_affine: NDArray[np.float64],
     head_pose: NDArray[np.float64],
     native_affine: NDArray[np.float64],
 ) -> NDArray[np.float64]:
-    """Matrix mapping native voxel indices to MNI voxel indices for one head pose.
+    """Matrix mapping native voxel indices to head-grid voxel indices for one head pose.
 
-    ``inv(A_mni) @ inv(P_k) @ A_native``: native voxel -> scanner mm -> head (MNI) mm -> MNI voxel.
+    ``inv(A_head) @ inv(P_k) @ A_native``: native voxel -> scanner mm -> head mm -> head voxel.
     """
-    return np.linalg.inv(anatomy_affine) @ np.linalg.inv(head_pose) @ native_affine
+    return np.linalg.inv(head_affine) @ np.linalg.inv(head_pose) @ native_affine
+
+
+def resample_to_native(
+    volume: NDArray[np.float32],
+    head_affine: NDArray[np.float64],
+    pose: NDArray[np.float64],
+    protocol: ScanProtocol,
+) -> NDArray[np.float32]:
+    """Trilinear resampling of a head-grid volume onto the native grid at one pose."""
+    m = native_to_head_matrix(head_affine, pose, protocol.native_affine())
+    return ndimage.affine_transform(
+        volume, m[:3, :3], offset=m[:3, 3], output_shape=protocol.native_shape(), order=1
+    )
 
 
 def render_session(
@@ -203,7 +249,7 @@ def render_session(
     Parameters
     ----------
     head : HeadModel
-        Blurred tissue fractions on the MNI grid.
+        Blurred tissue fractions on the head grid.
     tacs : (n_classes, n_frames) ndarray
         Class TACs, kBq/mL.
     motion : SessionMotion
@@ -219,24 +265,18 @@ def render_session(
         Decay-corrected activity, kBq/mL.
     """
     frames = protocol.frames()
-    shape = tuple(protocol.grid_shape)
-    native_affine = protocol.native_affine()
+    shape = protocol.native_shape()
     dcf = decay_correction_factors(frames, protocol.decay_constant_per_min)
     out = np.empty((*shape, frames.n_frames), dtype=np.float32)
     support = None
     for k in range(frames.n_frames):
-        matrix = mni_to_native_matrix(head.affine, motion.frame_pose(k), native_affine)
-
-        def resample(volume: NDArray[np.float32], m: NDArray[np.float64] = matrix) -> NDArray:
-            return ndimage.affine_transform(
-                volume, m[:3, :3], offset=m[:3, 3], output_shape=shape, order=1
-            )
-
-        frame = resample(head.frame(tacs[:, k]))
+        pose = motion.frame_pose(k)
+        frame = resample_to_native(head.frame(tacs[:, k]), head.affine, pose, protocol)
         if rng is not None:
             if support is None:
                 tissue = head.volume(head.blurred.sum(axis=0))
-                support = resample(tissue) > HEAD_SUPPORT_THRESHOLD
+                support = resample_to_native(tissue, head.affine, pose, protocol)
+                support = support > HEAD_SUPPORT_THRESHOLD
             activity = np.maximum(frame, 0.0) + np.float32(protocol.noise_floor_kbq_ml) * support
             sigma = np.float32(protocol.noise_scale) * np.sqrt(
                 activity * np.float32(dcf[k] / frames.duration_min[k])

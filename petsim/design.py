@@ -37,9 +37,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from bids_app.errors import InputError
-from bids_app.simulation.anatomy import TISSUE_CLASSES
-from bids_app.simulation.kinetics_sim import CompartmentParameters
+from petsim.anatomy import TISSUE_CLASSES
+from petsim.errors import InputError
+from petsim.kinetics_sim import CompartmentParameters
 
 SESSIONS: tuple[str, str] = ("sal", "nal")
 """Session labels: placebo (saline) baseline, then the naloxone challenge."""
@@ -79,9 +79,9 @@ TISSUES: dict[str, TissueSpec] = {
     "insula": TissueSpec(0.115, 0.30),
     "wm": TissueSpec(0.050, 0.0),
     "thalamus": TissueSpec(0.120, 0.45),
-    "caudate": TissueSpec(0.120, 2.85),
-    "putamen": TissueSpec(0.130, 3.00),
-    "ventral": TissueSpec(0.120, 2.20),
+    "caudate": TissueSpec(0.120, 3.00),
+    "putamen": TissueSpec(0.130, 3.15),
+    "ventral": TissueSpec(0.120, 2.50),
     "habenula": TissueSpec(0.120, 0.45),
     "habenula_control": TissueSpec(0.120, 0.45),
     "pituitary": TissueSpec(0.450, 1.0, vb=0.10, v_nd_factor=1.5),

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bids_app.errors import InputError
-from bids_app.simulation.design import (
+from petsim.design import (
     TISSUES,
     StudyEffects,
     sample_da_release,
     sample_participants,
 )
+from petsim.errors import InputError
 
 
 def _designs(effects: StudyEffects, n: int = 12, seed: int = 3) -> list:
