@@ -195,19 +195,25 @@ def _geometry() -> _Geometry:
     return _Geometry(grid=grid, icv_mm=icv_mm, head_mm=_signed_distance(head, 2.0))
 
 
-def _sample(volume: NDArray[np.floating], grid: Grid, xyz: NDArray[np.float64]) -> NDArray:
-    """Trilinear samples of ``volume`` at MNI points (n, 3); 0 outside."""
+_FAR_MM = 1000.0
+"""Signed distance assumed outside the geometry grid (far outside the head), mm."""
+
+
+def _sample(
+    volume: NDArray[np.floating], grid: Grid, xyz: NDArray[np.float64], outside: float = 0.0
+) -> NDArray:
+    """Trilinear samples of ``volume`` at MNI points (n, 3); ``outside`` beyond the grid."""
     inv = np.linalg.inv(grid.affine)
     ijk = inv[:3, :3] @ xyz.T + inv[:3, 3:4]
-    return ndimage.map_coordinates(volume, ijk, order=1, mode="constant", cval=0.0)
+    return ndimage.map_coordinates(volume, ijk, order=1, mode="constant", cval=outside)
 
 
 def head_intensity(xyz: NDArray[np.float64], geometry: _Geometry) -> NDArray[np.float32]:
     """Noise-free T1w intensity of the whole head at MNI points (n, 3)."""
     src = atlas.load_sources()
     t = T1_INTENSITY
-    d_icv = _sample(geometry.icv_mm, geometry.grid, xyz)
-    depth = -_sample(geometry.head_mm, geometry.grid, xyz)
+    d_icv = _sample(geometry.icv_mm, geometry.grid, xyz, _FAR_MM)
+    depth = -_sample(geometry.head_mm, geometry.grid, xyz, _FAR_MM)
     out = np.zeros(xyz.shape[0], dtype=np.float32)
     out[depth > 0] = t["muscle"]
     out[(depth > 0) & (depth <= FAT_DEPTH_MM)] = t["fat"]

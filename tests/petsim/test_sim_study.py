@@ -239,9 +239,12 @@ def test_challenge_lowers_dorsal_binding_only(
     study: tuple[StudyPaths, float], null_study: StudyPaths
 ) -> None:
     effect, null = _truth(study[0]), _truth(null_study)
-    pd.testing.assert_series_equal(
-        effect["gen_BPND_ventral_striatum_nal"], null["gen_BPND_ventral_striatum_nal"]
-    )
+    assert (effect["gen_da_release_ventral"] == 0).all()
+    # The 2 mm accumbens ROI holds a little caudate/putamen tissue (partial volume), so its
+    # generating value moves by a small part of the dorsal change only.
+    ventral_gen = effect["gen_BPND_ventral_striatum_nal"] - null["gen_BPND_ventral_striatum_nal"]
+    dorsal_gen = effect["gen_BPND_dorsal_striatum_nal"] - null["gen_BPND_dorsal_striatum_nal"]
+    assert (ventral_gen.abs() <= 0.25 * dorsal_gen.abs() + 1e-9).all()
     # The same participants with and without the challenge: the difference is the effect.
     dorsal = effect["exp_dorsal_da_release"] - null["exp_dorsal_da_release"]
     ventral = effect["exp_ventral_da_release"] - null["exp_ventral_da_release"]
