@@ -37,6 +37,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_kinetics.py
 	$(BIN)/python benchmarks/bench_group_stats.py
 	$(BIN)/python benchmarks/bench_participant.py
+	$(BIN)/python benchmarks/bench_sim.py
 
 # Build the container image and smoke-test it offline (podman or docker; SKIPs without an engine).
 container-test: ; bash scripts/container_test.sh

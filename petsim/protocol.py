@@ -10,6 +10,7 @@ naloxone paper); :data:`NOISE_LEVELS` names the noise amplitudes of ``generate_s
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -155,6 +156,26 @@ class ScanProtocol:
         if not (math.isfinite(self.noise_scale) and self.noise_scale >= 0.0):
             msg = f"noise_scale must be a finite number >= 0; got {self.noise_scale!r}"
             raise InputError(msg)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> ScanProtocol:
+        """Rebuild a protocol from its ``truth.json`` record (extra keys are ignored).
+
+        Raises
+        ------
+        InputError
+            A field is missing.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in values]
+        if missing:
+            msg = f"protocol record lacks {missing}; pass the 'protocol' entry of truth.json"
+            raise InputError(msg)
+
+        def as_tuple(value: object) -> object:
+            return tuple(as_tuple(v) for v in value) if isinstance(value, list) else value
+
+        return cls(**{n: as_tuple(values[n]) for n in names})  # type: ignore[arg-type]
 
     def native_shape(self) -> tuple[int, int, int]:
         """Shape of the native grid: ``grid_shape`` with the slices of the axial field of view."""

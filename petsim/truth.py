@@ -193,7 +193,11 @@ class SessionExpected:
 
 
 def expected_session(
-    voxels: TruthVoxels, ideal: IdealFractions, tacs: NDArray[np.float64], frames: FrameTiming
+    voxels: TruthVoxels,
+    ideal: IdealFractions,
+    tacs: NDArray[np.float64],
+    frames: FrameTiming,
+    rois: tuple[str, ...] = TRUTH_ROIS,
 ) -> SessionExpected:
     """Fit the ideal noise-free MNI TACs of one session (see the module docstring).
 
@@ -207,6 +211,8 @@ def expected_session(
         Class TACs of the session, kBq/mL.
     frames : FrameTiming
         Frame schedule.
+    rois : tuple of str
+        ROIs (keys of ``voxels.roi_columns``) whose TACs are fitted.
 
     Returns
     -------
@@ -234,10 +240,10 @@ def expected_session(
         )
         raise ModelError(msg)
     k2prime = fit_srtm(frames, ref, target).k2prime_per_min
-    tacs_by_roi = {roi: roi_tac(roi) for roi in TRUTH_ROIS}
+    tacs_by_roi = {roi: roi_tac(roi) for roi in rois}
     fitted = [roi for roi, tac in tacs_by_roi.items() if tac is not None]
-    roi_bp = dict.fromkeys(TRUTH_ROIS, float("nan"))
-    roi_r1 = dict.fromkeys(TRUTH_ROIS, float("nan"))
+    roi_bp = dict.fromkeys(rois, float("nan"))
+    roi_r1 = dict.fromkeys(rois, float("nan"))
     if fitted:
         stacked = np.stack([tacs_by_roi[roi] for roi in fitted], axis=1)
         fits = fit_srtm2_voxels(frames, ref, stacked, k2prime)
