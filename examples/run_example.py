@@ -5,7 +5,7 @@ Usage::
     python examples/run_example.py [--small] [--study-dir DIR] [--output-dir DIR] [--nprocs N]
 
 The study (PET-BIDS + phenotype, with ground truth beside it) is generated on the fly by
-:mod:`bids_app.simulation`; nothing is downloaded.
+:mod:`petsim` (the repository's simulator, not part of the app); nothing is downloaded.
 """
 
 from __future__ import annotations

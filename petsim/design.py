@@ -15,15 +15,20 @@ cortex         0.110  0.25   default
 insula         0.115  0.30   default R1 effect
 wm             0.050  0      default
 thalamus       0.120  0.45   default thalamic nuclei + pallidum
-caudate        0.120  2.85   default dorsal striatum, DA release
-putamen        0.130  3.00   default dorsal striatum, DA release, R1 effect
-ventral        0.120  2.20   default accumbens (ventral striatum)
+caudate        0.120  3.00   default dorsal striatum, DA release
+putamen        0.130  3.15   default dorsal striatum, DA release, R1 effect
+ventral        0.120  2.50   default accumbens (ventral striatum)
 habenula       0.120  0.45   default R1 effect
 habenula_ctrl  0.120  0.45   default no effect
 pituitary      0.450  1.00   0.10    outside the BBB; R1 effect
 carotid        0.050  0      0.70    arterial blood; R1 effect (K1 and vB)
 extracerebral  0.025  0      0.02    scalp, skull, muscle
 ============== ====== ====== ======= ==========================================
+
+The striatal values were raised 5 % (caudate, putamen) and 14 % (accumbens) when the anatomy
+moved to partial-volume fractions of HCPex regions, whose boundary voxels and small accumbens
+lose more signal; that keeps the measured (ideal-pipeline) striatal BPnd of the example close to
+what it was.
 
 All brain tissues share the participant's non-displaceable distribution volume
 ``V_ND = K1/k2`` (0.33 mL/cm3 on average) and dissociation rate ``k4`` (0.25 /min), so
