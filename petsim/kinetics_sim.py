@@ -1,6 +1,6 @@
 """Forward kinetics of the simulation: plasma input -> compartment models -> frame means.
 
-The generator does **not** use the app's SRTM code: tissue curves come from a metabolite-
+The generator does **not** use a reference-tissue model: tissue curves come from a metabolite-
 corrected plasma input through the standard one- and two-tissue compartment models, solved
 by exact recursive convolution on a fine time grid, mixed with a whole-blood fraction and then
 averaged over each frame the way a scanner does (counts integrated with radioactive decay,

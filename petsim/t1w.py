@@ -164,14 +164,12 @@ def render_t1w(
         real = image + rng.normal(0.0, RICIAN_SD, size=shape).astype(np.float32)
         imaginary = rng.normal(0.0, RICIAN_SD, size=shape).astype(np.float32)
         image = np.hypot(real, imaginary)
-        scale = WM_INTENSITY
         description = "synthetic whole head (petsim head model: skull, scalp, eyes, neck)"
     else:
         noise_sd = STRIPPED_NOISE_SD * float(source.volume.max())
         image += rng.normal(0.0, noise_sd, size=shape).astype(np.float32)
-        scale = WM_INTENSITY
         description = "synthetic (skull-stripped MNI152 2009a template)"
-    data = np.clip(np.rint(image * scale), 0, 32767).astype(np.int16)
+    data = np.clip(np.rint(image * WM_INTENSITY), 0, 32767).astype(np.int16)
     bw.write_nifti(path, data, affine)
     bw.write_json(
         path.with_name(path.name.replace(".nii.gz", ".json")),
