@@ -167,6 +167,15 @@ class Grid:
     shape: tuple[int, int, int]
     affine: NDArray[np.float64]
 
+    @classmethod
+    def from_bounds(cls, bounds_mm: tuple[tuple[float, float], ...], spacing_mm: float) -> Grid:
+        """Grid of isotropic ``spacing_mm`` from the lower bounds to (at most) the upper ones."""
+        lo = np.array([b[0] for b in bounds_mm], dtype=np.float64)
+        shape = tuple(int(np.floor((hi - low) / spacing_mm + 1e-9)) + 1 for low, hi in bounds_mm)
+        affine = np.diag([spacing_mm] * 3 + [1.0])
+        affine[:3, 3] = lo
+        return cls(shape, affine)  # type: ignore[arg-type]
+
     @property
     def voxel_mm(self) -> float:
         """Isotropic voxel size, mm."""

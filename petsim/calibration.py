@@ -24,6 +24,7 @@ from petsim.kinetics_sim import sample_plasma_input
 from petsim.motion import SessionMotion, sample_session_motion
 from petsim.protocol import ScanProtocol
 from petsim.srtm import fit_srtm, fit_srtm2_voxels
+from petsim.truth import native_coordinates
 from petsim.warp import IndividualWarp, WarpSettings, sample_warp
 
 COV_ROI = "dorsal_striatum"
@@ -55,13 +56,11 @@ def _to_mni(
     motion: SessionMotion,
     protocol: ScanProtocol,
 ) -> NDArray[np.float64]:
-    """Frame values at MNI points through the true mapping, shape (n_frames, n_points)."""
-    inv_native = np.linalg.inv(protocol.native_affine())
-    out = np.empty((data.shape[3], head_points_mm.shape[0]))
+    """Frame values at MNI points through the true mapping, (n_frames, n_points); NaN outside."""
+    out = np.full((data.shape[3], head_points_mm.shape[0]), np.nan)
     for k in range(data.shape[3]):
-        m = inv_native @ motion.frame_pose(k)
-        ijk = m[:3, :3] @ head_points_mm.T + m[:3, 3:4]
-        out[k] = ndimage.map_coordinates(data[..., k], ijk, order=1, cval=np.nan)
+        ijk, inside = native_coordinates(head_points_mm, motion.frame_pose(k), protocol)
+        out[k, inside] = ndimage.map_coordinates(data[..., k], ijk[:, inside], order=1)
     return out
 
 

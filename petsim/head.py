@@ -132,14 +132,6 @@ class T1Source:
     skull: bool
 
 
-def _grid(bounds: tuple[tuple[float, float], ...], spacing_mm: float) -> Grid:
-    lo = np.array([b[0] for b in bounds])
-    shape = tuple(int(np.floor((b[1] - b[0]) / spacing_mm + 1e-9)) + 1 for b in bounds)
-    affine = np.diag([spacing_mm] * 3 + [1.0])
-    affine[:3, 3] = lo
-    return Grid(shape, affine)  # type: ignore[arg-type]
-
-
 def _signed_distance(mask: NDArray[np.bool_], voxel_mm: float) -> NDArray[np.float32]:
     """Signed distance to the mask boundary (positive outside, negative inside), mm."""
     outside = ndimage.distance_transform_edt(~mask)
@@ -184,7 +176,7 @@ class _Geometry:
 
 def _geometry() -> _Geometry:
     src = atlas.load_sources()
-    grid = _grid(HEAD_BOUNDS_MM, 2.0)
+    grid = Grid.from_bounds(HEAD_BOUNDS_MM, 2.0)
     brain = atlas.downsample_2mm(brain_mask_1mm()) >= 0.5
     brain2 = atlas.resample_aligned(brain, atlas.grid_2mm(src.grid_1mm), grid)
     icv = ndimage.binary_fill_holes(_close(brain2, ICV_CLOSING_MM, 2.0))
@@ -273,7 +265,7 @@ def head_t1_volume(spacing_mm: float) -> T1Source:
         Intensities (white matter = 1) over :data:`HEAD_BOUNDS_MM`.
     """
     geometry = _geometry()
-    grid = _grid(HEAD_BOUNDS_MM, spacing_mm)
+    grid = Grid.from_bounds(HEAD_BOUNDS_MM, spacing_mm)
     volume = np.empty(grid.shape, dtype=np.float32)
     nx, ny, nz = grid.shape
     step = max(1, _SLAB_VOXELS // (nx * ny))

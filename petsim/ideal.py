@@ -25,26 +25,10 @@ from petsim.errors import InputError
 from petsim.imaging import HeadModel
 from petsim.motion import SessionMotion
 from petsim.protocol import ScanProtocol
-from petsim.truth import TruthVoxels, expected_session, ideal_fractions
+from petsim.truth import expected_session, ideal_fractions, voxels_of
 from petsim.warp import load_warp
 
 MATRIX_COLUMNS: tuple[str, ...] = tuple(f"m{i}{j}" for i in range(4) for j in range(4))
-
-
-def _voxels(masks: dict[str, NDArray[np.bool_]], shape: tuple[int, int, int]) -> TruthVoxels:
-    anatomy = build_anatomy()
-    union = np.zeros(shape, dtype=bool)
-    for name, mask in masks.items():
-        if mask.shape != shape:
-            msg = f"mask {name!r} has shape {mask.shape}; the 2 mm MNI grid is {shape}"
-            raise InputError(msg)
-        union |= mask
-    index = np.flatnonzero(union.ravel())
-    return TruthVoxels(
-        index=index,
-        points_mm=anatomy.grid.centres_mm(index),
-        roi_columns={name: mask.ravel()[index] for name, mask in masks.items()},
-    )
 
 
 def ideal_roi_measures(truth_dir: str | Path, masks: dict[str, NDArray[np.bool_]]) -> pd.DataFrame:
@@ -85,7 +69,7 @@ def ideal_roi_measures(truth_dir: str | Path, masks: dict[str, NDArray[np.bool_]
     protocol = ScanProtocol.from_dict(meta["protocol"])
     anatomy = build_anatomy()
     rois = {name: np.asarray(m, dtype=bool) for name, m in masks.items()}
-    voxels = _voxels(rois, anatomy.shape)
+    voxels = voxels_of(rois, anatomy.grid)
     scored = [name for name in rois if name != REFERENCE_ROI]
     rows = []
     for participant in sorted(tacs["participant_id"].unique()):

@@ -34,7 +34,8 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from petsim.anatomy import REFERENCE_ROI, TRUTH_ROIS, Anatomy
-from petsim.errors import ModelError
+from petsim.atlas import Grid
+from petsim.errors import InputError, ModelError
 from petsim.imaging import HeadModel, resample_to_native
 from petsim.motion import SessionMotion
 from petsim.protocol import ScanProtocol
@@ -68,18 +69,31 @@ class TruthVoxels:
     roi_columns: dict[str, NDArray[np.bool_]]
 
 
-def truth_voxels(anatomy: Anatomy) -> TruthVoxels:
-    """Collect the truth ROIs' voxels on the MNI grid."""
-    masks = anatomy.roi_masks
-    union = np.zeros(anatomy.shape, dtype=bool)
-    for roi in COVERAGE_ROIS:
-        union |= masks[roi]
+def voxels_of(masks: dict[str, NDArray[np.bool_]], grid: Grid) -> TruthVoxels:
+    """The voxels of the union of ``masks`` (on ``grid``) and each voxel's ROI membership.
+
+    Raises
+    ------
+    InputError
+        A mask does not have the grid's shape.
+    """
+    union = np.zeros(grid.shape, dtype=bool)
+    for name, mask in masks.items():
+        if mask.shape != grid.shape:
+            msg = f"mask {name!r} has shape {mask.shape}; the grid is {grid.shape}"
+            raise InputError(msg)
+        union |= mask
     index = np.flatnonzero(union.ravel())
     return TruthVoxels(
         index=index,
-        points_mm=anatomy.grid.centres_mm(index),
-        roi_columns={roi: masks[roi].ravel()[index] for roi in COVERAGE_ROIS},
+        points_mm=grid.centres_mm(index),
+        roi_columns={name: mask.ravel()[index] for name, mask in masks.items()},
     )
+
+
+def truth_voxels(anatomy: Anatomy) -> TruthVoxels:
+    """The truth ROIs' voxels (:data:`COVERAGE_ROIS`) on the MNI grid."""
+    return voxels_of({roi: anatomy.roi_masks[roi] for roi in COVERAGE_ROIS}, anatomy.grid)
 
 
 @dataclass(frozen=True)
@@ -105,10 +119,10 @@ class IdealFractions:
     coverage_min: dict[str, float]
 
 
-def _native_coordinates(
+def native_coordinates(
     head_points_mm: NDArray[np.float64], pose: NDArray[np.float64], protocol: ScanProtocol
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """Native voxel coordinates (3, n) of head points and whether they lie inside the grid."""
+    """Native voxel coordinates (3, n) of head points at a pose and whether each is inside."""
     m = np.linalg.inv(protocol.native_affine()) @ pose
     ijk = m[:3, :3] @ head_points_mm.T + m[:3, 3:4]
     upper = np.asarray(protocol.native_shape(), dtype=np.float64)[:, None] - 1.0
@@ -143,7 +157,7 @@ def ideal_fractions(
     IdealFractions
         Fractions, coverage at the session pose and over the frames.
     """
-    ijk, covered = _native_coordinates(head_points_mm, motion.pose, protocol)
+    ijk, covered = native_coordinates(head_points_mm, motion.pose, protocol)
     n_classes = head.blurred.shape[0]
     fractions = np.full((n_classes, covered.size), np.nan)
     for c in range(n_classes):
@@ -156,7 +170,7 @@ def ideal_fractions(
         return {roi: float(inside[cols].mean()) for roi, cols in voxels.roi_columns.items()}
 
     per_frame = [
-        coverage(_native_coordinates(head_points_mm, motion.frame_pose(k), protocol)[1])
+        coverage(native_coordinates(head_points_mm, motion.frame_pose(k), protocol)[1])
         for k in range(motion.frame_motion.shape[0])
     ]
     return IdealFractions(

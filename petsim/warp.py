@@ -90,12 +90,7 @@ class WarpSettings:
 
 def control_grid() -> Grid:
     """The control grid of the displacement fields (mm, :data:`CONTROL_SPACING_MM`)."""
-    lo = np.array([b[0] for b in CONTROL_BOUNDS_MM])
-    hi = np.array([b[1] for b in CONTROL_BOUNDS_MM])
-    shape = tuple(int(n) for n in np.rint((hi - lo) / CONTROL_SPACING_MM).astype(int) + 1)
-    affine = np.diag([CONTROL_SPACING_MM] * 3 + [1.0])
-    affine[:3, 3] = lo
-    return Grid(shape, affine)  # type: ignore[arg-type]
+    return Grid.from_bounds(CONTROL_BOUNDS_MM, CONTROL_SPACING_MM)
 
 
 def _spline(samples: NDArray[np.float64]) -> NDArray[np.float64]:
