@@ -26,9 +26,8 @@ from petsim.imaging import HeadModel
 from petsim.motion import SessionMotion
 from petsim.protocol import ScanProtocol
 from petsim.truth import expected_session, ideal_fractions, voxels_of
+from petsim.truth_writer import MATRIX_COLUMNS
 from petsim.warp import load_warp
-
-MATRIX_COLUMNS: tuple[str, ...] = tuple(f"m{i}{j}" for i in range(4) for j in range(4))
 
 
 def ideal_roi_measures(truth_dir: str | Path, masks: dict[str, NDArray[np.bool_]]) -> pd.DataFrame:
