@@ -30,8 +30,8 @@ example-small: setup
 	$(BIN)/python examples/run_example.py --small --study-dir $(EXAMPLE_DIR)-small --output-dir $(EXAMPLE_OUT)-small --nprocs $(NPROCS)
 
 lint: setup
-	$(BIN)/ruff check bids_app tests benchmarks examples
-	$(BIN)/ruff format --check bids_app tests benchmarks examples
+	$(BIN)/ruff check bids_app petsim tests benchmarks examples
+	$(BIN)/ruff format --check bids_app petsim tests benchmarks examples
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_kinetics.py
 	$(BIN)/python benchmarks/bench_group_stats.py
 	$(BIN)/python benchmarks/bench_participant.py
+	$(BIN)/python benchmarks/bench_sim.py
 
 # Build the container image and smoke-test it offline (podman or docker; SKIPs without an engine).
 container-test: ; bash scripts/container_test.sh

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bids_app.simulation import generate_study
+from petsim import generate_study
 
 
 def main() -> int:

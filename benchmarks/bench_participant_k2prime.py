@@ -15,10 +15,10 @@ The true R1 change is 0 everywhere. A spurious R1 change is a non-zero mean or a
 ``t10`` is the paired t statistic the mean change would reach, on average, with 10
 participants (|t10| > 2.26 is a false positive at p < 0.05).
 
-Simulation, with the app's generator (:mod:`bids_app.simulation.kinetics_sim`): per replicate
+Simulation, with the app's generator (:mod:`petsim.kinetics_sim`): per replicate
 a participant (K1' 12 %, V_ND 5 %, k4 10 % between-subject variability, striatal BPnd 3.0 +-
 10 %) scanned twice on the default 26-frame, 60-min protocol, each session with its own plasma
-input (:func:`~bids_app.simulation.kinetics_sim.sample_plasma_input`, injected activity
+input (:func:`~petsim.kinetics_sim.sample_plasma_input`, injected activity
 280-380 MBq), so the two reference TACs differ. Cerebellum: 1TC; targets: 2TC with vB = 4 %,
 frame means with decay. The challenge lowers the striatal BPnd by exactly 10 % and leaves R1 =
 K1/K1' unchanged. Two scenarios: ``same_k2prime`` (the brief's: identical kinetics apart from
@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
 from bids_app.kinetics import SessionTACs, estimate_participant_k2prime, fit_srtm2
-from bids_app.simulation.kinetics_sim import (
+from petsim.kinetics_sim import (
     CompartmentParameters,
     decay_correction_factors,
     fine_time_grid,
@@ -53,7 +53,7 @@ from bids_app.simulation.kinetics_sim import (
     sample_plasma_input,
     voxel_curve,
 )
-from bids_app.simulation.protocol import default_protocol
+from petsim.protocol import default_protocol
 
 FloatArray = NDArray[np.float64]
 METHODS = ("per_session", "mean", "joint")

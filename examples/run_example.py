@@ -5,7 +5,7 @@ Usage::
     python examples/run_example.py [--small] [--study-dir DIR] [--output-dir DIR] [--nprocs N]
 
 The study (PET-BIDS + phenotype, with ground truth beside it) is generated on the fly by
-:mod:`bids_app.simulation`; nothing is downloaded.
+:mod:`petsim` (the repository's simulator, not part of the app); nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bids_app.cli.run import main as bids_app_main
-from bids_app.simulation import generate_study
+from petsim import generate_study
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -2,7 +2,9 @@
 # Build the bids_app container image and smoke-test it offline (`make container-test`).
 #
 # Steps: find (or install) a container engine -> base image -> offline wheelhouse -> build ->
-# `--version`/`--help`/`--dry-run` -> synthetic small study -> participant + group runs with
+# `--version`/`--help`/`--dry-run`, and check the image holds no simulator -> synthetic small
+# study (made on the host by `python -m petsim`: the simulator is not in the image) ->
+# participant + group runs with
 # `--network none --read-only --tmpfs /tmp -u UID:GID` and a read-only input mount -> check the
 # outputs and that the input tree is byte-for-byte unchanged.
 #
@@ -19,8 +21,9 @@
 #   BASE_IMAGE                use this base image instead (overrides BIDS_APP_BASE)
 #   PIP_INSTALL_MODE          wheelhouse (default; wheels fetched on the host, installed offline in the
 #                             build) | online (pip downloads inside the build)
-#   PYTHON                    host Python 3.11 with pip, used for the wheelhouse and the version
-#                             (default: .venv/bin/python when present, else python3)
+#   PYTHON                    host Python 3.11 with pip, used for the wheelhouse, the version and
+#                             the synthetic study (needs petsim/requirements.txt installed;
+#                             default: .venv/bin/python when present, else python3)
 #   BIDS_APP_SKIP_BUILD=1     test an image that already exists (e.g. built by CI)
 #   BIDS_APP_CONTAINER_SMOKE  full (default) | quick (version, help and dry run only)
 #   BIDS_APP_CONTAINER_CACHE  cache folder (default .cache/container in the repo; keep it gitignored)
@@ -266,13 +269,26 @@ smoke_basic() {
         die "--version printed '$(cat "$LOG_DIR/version.log")', expected $VERSION"
     run_logged help "$IMAGE" --help || die "--help failed"
     grep -q "participant" "$LOG_DIR/help.log" || die "--help does not describe the analysis levels"
+    run_logged no-simulator --entrypoint python "$IMAGE" -c \
+        "import importlib.util, sys; sys.exit(importlib.util.find_spec('petsim') is not None)" ||
+        die "the image contains the simulator (petsim); it must ship the app only"
 }
 
 make_study() {
+    # The simulator is not in the image: generate the study on the host, then make it readable
+    # by the container's uid (the generator writes a private temporary folder).
+    PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -c "import petsim" 2>/dev/null ||
+        die "PYTHON=$PYTHON cannot import petsim; install its requirements:" \
+            "$PYTHON -m pip install -r $ROOT/petsim/requirements.txt -c $ROOT/constraints.txt"
     new_host_dir "$WORK/study"
-    run_logged simulate -v "$WORK/study:/study" --entrypoint python "$IMAGE" \
-        -m bids_app.simulation /study/example --small ||
-        die "generating the synthetic study inside the image failed"
+    local t0=$SECONDS
+    PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m petsim "$WORK/study/example" \
+        --small >"$LOG_DIR/simulate.log" 2>&1 || {
+        tail -n 40 "$LOG_DIR/simulate.log" >&2
+        die "generating the synthetic study on the host failed; log in $LOG_DIR/simulate.log"
+    }
+    chmod -R a+rX "$WORK/study"
+    note "simulate (host, python -m petsim --small): $((SECONDS - t0)) s"
     STUDY="$WORK/study/example/bids"
     [ -f "$STUDY/dataset_description.json" ] || die "the simulation wrote no BIDS dataset in $STUDY"
 }

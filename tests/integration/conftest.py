@@ -20,7 +20,7 @@ from helpers.derivatives import smooth_noise, write_participant
 
 from bids_app.cli.run import main
 from bids_app.roi.atlas import build_roi_atlas
-from bids_app.simulation import StudyPaths, generate_study
+from petsim import StudyPaths, generate_study
 
 #: Participants of the shared reference run.
 REFERENCE_PARTICIPANTS = ("01", "02")

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 from bids_app.cli.run import main
-from bids_app.simulation import generate_study
+from bids_app.roi.atlas import build_roi_atlas
+from petsim import generate_study
+from petsim.ideal import ideal_roi_measures
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -58,11 +60,21 @@ def test_paper_design_recovers_the_dorsal_decrease(tmp_path: Path) -> None:
         "participant_id"
     )
     truth = truth.set_index("participant_id")
-    # the ventral change is only partial-volume spill-over from the dorsal striatum: the app
-    # measures what an ideal pipeline measures, participant by participant
-    diff = measures["ventral_da_release"] - truth.loc[measures.index, "exp_ventral_da_release"]
+    # the simulated ventral change is only partial-volume spill-over from the dorsal striatum
+    assert truth["exp_ventral_da_release"].mean() < 0.5 * truth["exp_dorsal_da_release"].mean()
+    # the app measures what an ideal pipeline measures on the app's own ventral ROI,
+    # participant by participant. (That ROI, AAL3's accumbens, holds part of the simulator's
+    # HCPex caudate/putamen: it reads about 0.6 of the dorsal release where the simulator's own
+    # accumbens reads 0.25, a difference of atlases, not of processing.)
+    masks = build_roi_atlas(2).masks
+    rois = ("ventral_striatum", "striatum", "cerebellum")
+    ideal_bp = ideal_roi_measures(
+        tmp_path / "study" / "truth", {roi: masks[roi] for roi in rois}
+    ).pivot_table(index="participant_id", columns=["roi", "session_id"], values="BPND")
+    baseline = ideal_bp[("ventral_striatum", "ses-sal")]
+    ideal_ventral = (baseline - ideal_bp[("ventral_striatum", "ses-nal")]) / baseline
+    diff = measures["ventral_da_release"] - ideal_ventral.loc[measures.index]
     assert diff.abs().max() < 0.03
-    assert measures["ventral_da_release"].mean() < 0.5 * measures["dorsal_da_release"].mean()
     net = measures["net_da_release"] - truth.loc[measures.index, "exp_net_da_release"]
     assert net.abs().max() < 0.02
     # the DA-aversion correlation is a property of the simulated sample; the app must report
