@@ -40,8 +40,14 @@ from bids_app.outputs.names import (
     sidecar_name,
 )
 from bids_app.outputs.publish import publish
-from bids_app.outputs.sidecars import group_map_sidecar
-from bids_app.pipelines.common import RESOLUTION_MM, load_atlas, now_iso, provenance
+from bids_app.outputs.sidecars import group_map_sidecar, group_table_sidecar
+from bids_app.pipelines.common import (
+    RESOLUTION_MM,
+    load_atlas,
+    now_iso,
+    provenance,
+    template_image,
+)
 from bids_app.pipelines.group_tables import (
     ALPHA,
     NET_MEASURES,
@@ -114,7 +120,7 @@ def run_group_level(config: Config) -> int:
         raise InputError(msg)
     behavior_config = load_behavior_config(config.behavior_config)
     # phenotype problems surface before the minutes of voxelwise inference
-    behavior, aversion_ev, warnings = _behavior(config, participants, behavior_config)
+    behavior, aversion_ev, warnings, units = _behavior(config, participants, behavior_config)
     if config.dry_run:
         LOGGER.info(
             "Dry run: %d participant(s) would enter the group analysis: %s",
@@ -147,7 +153,7 @@ def run_group_level(config: Config) -> int:
 
     rois = roi_table(participants)
     roi_stats = roi_statistics(rois)
-    written.append(_tsv(staging, "roi_stats", roi_stats))
+    written += _tsv(staging, "roi_stats", roi_stats)
 
     measures_table, net_stats = net_change_tables(
         [p.subject for p in participants],
@@ -156,12 +162,12 @@ def run_group_level(config: Config) -> int:
         rois,
     )
     if behavior is not None:
-        written.append(_tsv(staging, "behavior_effects", behavior.effects.table))
+        written += _tsv(staging, "behavior_effects", behavior.effects.table)
         measures_table = measures_table.join(_sub_index(behavior.participant_measures))
     corr = correlations(measures_table, behavior_config.correlation_pairs)
-    written.append(_tsv(staging, "correlations", corr))
-    written.append(_tsv(staging, "participant_measures", measures_table.reset_index()))
-    written.append(_tsv(staging, "net_change_stats", net_stats))
+    written += _tsv(staging, "correlations", corr)
+    written += _tsv(staging, "participant_measures", measures_table.reset_index(), units)
+    written += _tsv(staging, "net_change_stats", net_stats)
 
     parameters = _parameters(config, measures, atlas)
     write_json(staging / GROUP_FILES["parameters"], parameters)
@@ -280,10 +286,8 @@ def _write_maps(
     written = []
     for kind, (volume, dtype) in volumes.items():
         name = group_map_name(kind, result.measure, contrast, space)
-        img = nib.Nifti1Image(np.asarray(volume).astype(dtype), affine)
-        img.header.set_data_dtype(dtype)
-        write_nifti(staging / name, img)
-        sidecar = group_map_sidecar(result.measure, kind, statistics, space)
+        write_nifti(staging / name, template_image(volume, affine, dtype))
+        sidecar = group_map_sidecar(result.measure, kind, statistics, space, contrast)
         if kind.startswith("clusters_"):
             sidecar["ClustersIncluded"] = (
                 f"clusters with RFT cluster-level p(FWE) < {ALPHA}; values are cluster_id"
@@ -297,7 +301,7 @@ def _write_maps(
 
 def _behavior(
     config: Config, participants: list[ParticipantDerivatives], behavior_config: BehaviorConfig
-) -> tuple[BehaviorAnalysis | None, float | None, list[str]]:
+) -> tuple[BehaviorAnalysis | None, float | None, list[str], dict[str, str]]:
     labels = [p.subject for p in participants]
     sessions = sorted({s for p in participants for s in p.sessions.values()})
     subjective = read_phenotype(config.bids_dir, "subjective", labels, sessions)
@@ -308,7 +312,7 @@ def _behavior(
             "physiological analyses were skipped."
         )
         LOGGER.info(notice)
-        return None, None, [notice]
+        return None, None, [notice], {}
     baseline = participants[0].sessions["baseline"]
     challenge = participants[0].sessions["challenge"]
     design = BehaviorDesign(**behavior_config.design_kwargs(subjective, physiology))
@@ -323,7 +327,18 @@ def _behavior(
         ev = float(analysis.aversion.explained_variance_ratio)
         if not np.isfinite(ev):
             ev = None
-    return analysis, ev, warnings
+    return analysis, ev, warnings, _phenotype_units(subjective, physiology)
+
+
+def _phenotype_units(*tables: pd.DataFrame | None) -> dict[str, str]:
+    """Measure -> ``Units`` from the phenotype tables' JSON sidecars (when they give one)."""
+    units: dict[str, str] = {}
+    for table in tables:
+        sidecar = {} if table is None else table.attrs.get("sidecar") or {}
+        for measure, entry in sidecar.items():
+            if isinstance(entry, dict) and isinstance(entry.get("Units"), str):
+                units[str(measure)] = entry["Units"]
+    return units
 
 
 def _sub_index(frame: pd.DataFrame) -> pd.DataFrame:
@@ -396,7 +411,11 @@ def _parameters(
     }
 
 
-def _tsv(staging: Path, kind: str, table: pd.DataFrame) -> Path:
+def _tsv(
+    staging: Path, kind: str, table: pd.DataFrame, units: dict[str, str] | None = None
+) -> list[Path]:
+    """Write a group table and its sidecar describing every column."""
     name = GROUP_FILES[kind]
     write_tsv(staging / name, table)
-    return Path(name)
+    write_json(staging / sidecar_name(name), group_table_sidecar(kind, list(table.columns), units))
+    return [Path(name), Path(sidecar_name(name))]

@@ -6,6 +6,7 @@ File names come from :mod:`bids_app.outputs.names`, sidecars from
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -16,8 +17,9 @@ from bids_app import __version__
 from bids_app.bidsio.layout import ParticipantInput, PetScan
 from bids_app.config import Config
 from bids_app.outputs import sidecars
-from bids_app.outputs.io import write_json, write_nifti, write_tsv
-from bids_app.outputs.names import Space, session_outputs
+from bids_app.outputs.io import write_json, write_nifti, write_text, write_tsv
+from bids_app.outputs.names import Space, preproc_outputs, session_outputs
+from bids_app.pipelines.common import template_image
 from bids_app.pipelines.session_model import (
     REFERENCE_ROI,
     SessionFit,
@@ -26,6 +28,7 @@ from bids_app.pipelines.session_model import (
 )
 from bids_app.preproc.motion import MotionEstimate
 from bids_app.preproc.registration import Normalisation
+from bids_app.preproc.transforms import ras_affine_to_itk
 from bids_app.qc import QcVerdict
 from bids_app.report.data import ParticipantReport, Provenance, SessionReport
 from bids_app.roi.atlas import RoiAtlas
@@ -53,16 +56,6 @@ def fit_description(
         k2a_range_per_min=fit.k2a_range_per_min,
         weights=config.weights,
     )
-
-
-def float_image(volume: NDArray[np.floating], affine: NDArray[np.float64]) -> nib.Nifti1Image:
-    """A float32 NIfTI on the template grid (MNI qform/sform, mm units)."""
-    img = nib.Nifti1Image(volume.astype(np.float32), affine)
-    img.header.set_data_dtype(np.float32)
-    img.header.set_xyzt_units("mm")
-    img.header.set_qform(affine, code=4)
-    img.header.set_sform(affine, code=4)
-    return img
 
 
 def write_session_outputs(
@@ -97,17 +90,15 @@ def write_session_outputs(
         ),
     )
     for meas, volume in fit.maps.items():
-        write_nifti(staging / names[meas], float_image(volume, affine))
+        write_nifti(staging / names[meas], template_image(volume, affine))
         write_json(
             staging / names[f"{meas}_json"],
             sidecars.map_sidecar(
                 meas, description, space, __version__, config.seed, config.omp_nthreads
             ),
         )
-    status_img = nib.Nifti1Image(fit.fit_status, affine)
-    status_img.header.set_data_dtype(np.uint8)
-    write_nifti(staging / names["fitstatus"], status_img)
-    write_json(staging / names["fitstatus_json"], sidecars.fit_status_sidecar())
+    write_nifti(staging / names["fitstatus"], template_image(fit.fit_status, affine, np.uint8))
+    write_json(staging / names["fitstatus_json"], sidecars.fit_status_sidecar(space, source))
 
     write_tsv(staging / names["tacs"], tacs.tacs)
     regions = {
@@ -120,6 +111,126 @@ def write_session_outputs(
     )
     write_tsv(staging / names["kinpar"], fit.kinpar)
     write_json(staging / names["kinpar_json"], sidecars.kinpar_sidecar(description))
+    return names
+
+
+def itk_transform_list(matrices_ras: NDArray[np.float64]) -> str:
+    """An ITK text transform file holding one affine per matrix (a transform list).
+
+    Parameters
+    ----------
+    matrices_ras : (n, 4, 4) ndarray
+        RAS-mm matrices in the ANTs direction (output-grid points to input-image points).
+
+    Returns
+    -------
+    str
+        ``#Insight Transform File V1.0`` text with ``n`` ``AffineTransform_double_3_3``
+        entries in LPS mm (what ANTs, ITK-SNAP and nitransforms read).
+    """
+    lines = ["#Insight Transform File V1.0"]
+    for i, matrix in enumerate(np.asarray(matrices_ras, dtype=np.float64)):
+        params, centre = ras_affine_to_itk(matrix)
+        lines += [
+            f"#Transform {i}",
+            "Transform: AffineTransform_double_3_3",
+            "Parameters: " + " ".join(f"{v:.10g}" for v in params),
+            "FixedParameters: " + " ".join(f"{v:.10g}" for v in centre),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_preproc_outputs(
+    staging: Path,
+    scan: PetScan,
+    role: str,
+    resampled: NDArray[np.float32],
+    motion: MotionEstimate,
+    session_transform: NDArray[np.float64] | None,
+    norm: Normalisation,
+    space: Space,
+    affine: NDArray[np.float64],
+) -> dict[str, Path]:
+    """Write the ``--write-preproc`` outputs of one session under ``staging``.
+
+    Parameters
+    ----------
+    staging : Path
+        The participant's staging folder.
+    scan : PetScan
+        The session's raw PET.
+    role : {"baseline", "challenge"}
+        Role of the session.
+    resampled : (X, Y, Z, n_frames) float32 ndarray
+        Every frame on the template grid (the ``resample:<role>`` stage), source units.
+    motion : MotionEstimate
+        The session's per-frame motion.
+    session_transform : (4, 4) ndarray or None
+        ``baseline_to_challenge`` for the challenge session; None for the baseline.
+    norm : Normalisation
+        Template -> baseline reference space.
+    space : Space
+        Template space.
+    affine : (4, 4) ndarray
+        Template grid affine.
+
+    Returns
+    -------
+    dict of str to Path
+        Kind -> path relative to ``staging`` (see :func:`~bids_app.outputs.names.preproc_outputs`).
+    """
+    extensions = [".nii.gz" if p.name.endswith(".nii.gz") else p.suffix for p in norm.transforms]
+    names = preproc_outputs(scan.subject, scan.session, scan.entities, space, role, extensions)
+    source = bids_relative(scan)
+    chain = "normalisation" + (", co-registration to the baseline" if role == "challenge" else "")
+    write_nifti(staging / names["preproc"], template_image(resampled, affine))
+    write_json(
+        staging / names["preproc_json"],
+        sidecars.preproc_sidecar(
+            scan.metadata,
+            space,
+            source,
+            f"Every frame motion-corrected and resampled onto the {space.name} grid with one "
+            f"interpolation (motion, {chain}); source units",
+        ),
+    )
+    write_text(staging / names["hmc"], itk_transform_list(motion.reference_to_frame))
+    write_json(
+        staging / names["hmc_json"],
+        sidecars.transform_sidecar(
+            f"Head-motion correction: one rigid transform per frame ({motion.n_frames}, in "
+            f"frame order), frame i -> the motion reference ({motion.reference})",
+            "orig",
+            "petref",
+        ),
+    )
+    if session_transform is not None:
+        write_text(staging / names["coreg"], itk_transform_list(session_transform[None]))
+        write_json(
+            staging / names["coreg_json"],
+            sidecars.transform_sidecar(
+                "Rigid co-registration of this (challenge) session's motion reference to the "
+                "baseline session's",
+                "petref",
+                "baseline",
+            ),
+        )
+    else:
+        kinds = [k for k in names if k.startswith("norm") and not k.endswith("_json")]
+        order = [names[k].name for k in kinds]
+        for kind, path in zip(kinds, norm.transforms, strict=True):
+            shutil.copyfile(path, staging / names[kind])
+            write_json(
+                staging / names[f"{kind}_json"],
+                sidecars.transform_sidecar(
+                    f"Normalisation ({'via the T1w' if norm.method == 't1w' else 'PET-only'}) "
+                    f"of the baseline motion reference to {space.name}, part "
+                    f"{kind.removeprefix('norm')} of {len(kinds)}",
+                    "petref",
+                    space.name,
+                    order,
+                ),
+            )
     return names
 
 

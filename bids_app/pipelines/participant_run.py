@@ -49,7 +49,11 @@ from bids_app.outputs.manifest import (
 from bids_app.outputs.names import ROLES, Space, logs_dir, report_name
 from bids_app.outputs.publish import describe_os_error, publish
 from bids_app.pipelines.common import RESOLUTION_MM, load_atlas, now_iso, provenance
-from bids_app.pipelines.participant_outputs import participant_report, write_session_outputs
+from bids_app.pipelines.participant_outputs import (
+    participant_report,
+    write_preproc_outputs,
+    write_session_outputs,
+)
 from bids_app.pipelines.qc import participant_qc
 from bids_app.pipelines.session_model import (
     SessionFit,
@@ -126,7 +130,7 @@ def process_participant(
     sessions = (participant.baseline.session, participant.challenge.session)
     log_file = logs_dir(config.output_dir) / f"sub-{subject}_{run_id}.log"
     start = time.perf_counter()
-    with log_to_file(log_file, config.verbosity):
+    with log_to_file(log_file, config.verbosity, participant=f"sub-{subject}"):
         try:
             inputs = input_hashes(participant, config)
             options = config.participant_options()
@@ -386,9 +390,30 @@ def _process(
     scans = {"baseline": participant.baseline, "challenge": participant.challenge}
     sessions = tuple(scan.session for scan in scans.values())
 
+    template_img = load_template(RESOLUTION_MM)
+    space = Space(TEMPLATE_NAME, RESOLUTION_MM)
+    staging = config.work_dir / f"sub-{subject}" / "staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    norm: Normalisation = runner.result("normalisation")
+    coreg: NDArray[np.float64] = runner.result("coregistration")
+    preproc: dict[str, dict[str, Path]] = {}
     results: dict[str, tuple[MotionEstimate, SessionTacs, SessionK2Prime, SessionFit]] = {}
     for role in ROLES:
         fit = runner.result(f"fit:{role}")
+        if config.write_preproc:  # the resampled frames are not kept: write them now
+            preproc[role] = write_preproc_outputs(
+                staging,
+                scans[role],
+                role,
+                runner.result(f"resample:{role}"),
+                runner.result(f"motion:{role}"),
+                coreg if role == "challenge" else None,
+                norm,
+                space,
+                template_img.affine,
+            )
         runner.forget(f"resample:{role}")
         results[role] = (
             runner.result(f"motion:{role}"),
@@ -396,22 +421,16 @@ def _process(
             runner.result("k2prime")[role],
             fit,
         )
-    norm: Normalisation = runner.result("normalisation")
     qc = participant_qc({role: (scans[role].session, results[role][0]) for role in ROLES}, norm)
     if qc.status != "pass":
         LOGGER.warning("sub-%s: QC %s", subject, qc.summary())
 
-    template_img = load_template(RESOLUTION_MM)
     atlas = load_atlas(config, template_img)
-    space = Space(TEMPLATE_NAME, RESOLUTION_MM)
-    staging = config.work_dir / f"sub-{subject}" / "staging"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
     index = {
         role: write_session_outputs(
             staging, scans[role], *results[role], space, template_img.affine, atlas, config
         )
+        | preproc.get(role, {})
         for role in ROLES
     }
     written = [path for files in index.values() for path in files.values()]
