@@ -26,6 +26,8 @@ FIT_STATUS_CODES = {
     2: "best basis at the k2a range bound (valid but flagged)",
     3: "fit failed (NaN in the maps)",
 }
+#: The fit-status value of a failed voxel fit.
+FIT_STATUS_FAILED = 3
 _MOTION_COLUMNS = {
     "trans_x": ("Translation along x (left-right)", "mm"),
     "trans_y": ("Translation along y (posterior-anterior)", "mm"),

@@ -25,22 +25,30 @@ from bids_app.errors import EXIT_OK, InputError
 from bids_app.log import setup_logging, step
 from bids_app.outputs.io import write_json, write_nifti, write_text, write_tsv
 from bids_app.outputs.manifest import (
+    Manifest,
     ParticipantDerivatives,
     collect_participants,
+    existing_manifest,
     load_maps,
     roi_table,
 )
 from bids_app.outputs.names import (
     GROUP_FILES,
     GROUP_MEASURES,
+    ROLES,
     Space,
     group_dir,
     group_map_name,
     logs_dir,
+    report_name,
     sidecar_name,
 )
 from bids_app.outputs.publish import publish
-from bids_app.outputs.sidecars import group_map_sidecar, group_table_sidecar
+from bids_app.outputs.sidecars import (
+    FIT_STATUS_FAILED,
+    group_map_sidecar,
+    group_table_sidecar,
+)
 from bids_app.pipelines.common import (
     RESOLUTION_MM,
     load_atlas,
@@ -59,6 +67,7 @@ from bids_app.pipelines.group_tables import (
     read_explicit_mask,
     write_cluster_tables,
 )
+from bids_app.qc import QcVerdict
 from bids_app.report.data import ClusterMapReport, GroupReport
 from bids_app.report.render import render_group
 from bids_app.roi.atlas import RoiAtlas
@@ -172,6 +181,7 @@ def run_group_level(config: Config) -> int:
     parameters = _parameters(config, measures, atlas)
     write_json(staging / GROUP_FILES["parameters"], parameters)
     written.append(Path(GROUP_FILES["parameters"]))
+    qc_checks, participant_status = _participant_qc(config.output_dir, participants, excluded)
     report = GroupReport(
         participants=[p.subject for p in participants],
         excluded=list(excluded),
@@ -188,6 +198,11 @@ def run_group_level(config: Config) -> int:
         aversion_explained_variance=aversion_ev,
         warnings=warnings,
         provenance=provenance(config, started),
+        qc_checks=qc_checks,
+        participant_status=participant_status,
+        cluster_peaks=peaks,
+        net_change_stats=net_stats,
+        behavior_data=_behaviour_data(config, participants),
     )
     write_text(staging / GROUP_FILES["report"], render_group(report))
     written.append(Path(GROUP_FILES["report"]))
@@ -409,6 +424,127 @@ def _parameters(
         },
         "template": TEMPLATE_NAME,
     }
+
+
+# --------------------------------------------------------------------------- report contents
+#: Key of the voxel fit-failure share in the group report's QC table.
+FIT_FAILED_KEY = "fit_failed_pct"
+
+
+def _participant_qc(
+    output_dir: Path,
+    participants: list[ParticipantDerivatives],
+    excluded: list[tuple[str, str]],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The group report's QC table: every participant's checks, k2' and fit failures.
+
+    Returns
+    -------
+    checks : DataFrame
+        Long table (``GroupReport.qc_checks``): the manifest's QC checks, plus k2' and the
+        share of failed voxel fits per session (``status`` ``info``: no thresholds).
+    status : DataFrame
+        One row per participant found (``GroupReport.participant_status``), with the relative
+        link from ``group/group.html`` to its report when the report exists.
+    """
+    rows: list[dict[str, object]] = []
+    status_rows: list[dict[str, object]] = []
+    manifests = {p.subject: p.manifest for p in participants}
+    for subject, _ in excluded:
+        previous = existing_manifest(output_dir, subject)
+        if previous is not None:
+            manifests[subject] = previous
+    reasons = dict(excluded)
+    for subject in sorted({*manifests, *reasons}):
+        manifest = manifests.get(subject)
+        verdict = QcVerdict.from_json(manifest.qc) if manifest is not None else None
+        pid = f"sub-{subject}"
+        for check in verdict.checks if verdict is not None else ():
+            rows.append({"participant_id": pid, **check.to_json()})
+        if manifest is not None:
+            rows += _session_info_rows(output_dir, pid, manifest)
+        report = output_dir / report_name(subject)
+        status_rows.append(
+            {
+                "participant_id": pid,
+                "included": subject not in reasons,
+                "reason": reasons.get(subject, ""),
+                "qc": verdict.status if verdict is not None and verdict.checks else "n/a",
+                "report": f"../{report_name(subject).as_posix()}" if report.is_file() else "",
+            }
+        )
+    columns = ["participant_id", "key", "label", "scope", "value", "unit", "warn", "fail"]
+    checks = pd.DataFrame(rows, columns=[*columns, "bad", "status"])
+    checks["value"] = pd.to_numeric(checks["value"], errors="coerce")
+    return checks, pd.DataFrame(status_rows)
+
+
+def _session_info_rows(output_dir: Path, pid: str, manifest: Manifest) -> list[dict[str, object]]:
+    """k2' and the share of failed voxel fits of each session, from its outputs."""
+    rows: list[dict[str, object]] = []
+    for role in ROLES:
+        files = manifest.sessions.get(role, {})
+        scope = f"ses-{files.get('session', role)}"
+        info = {"participant_id": pid, "scope": scope, "warn": None, "fail": None}
+        kinpar = output_dir / files.get("kinpar", "")
+        if files.get("kinpar") and kinpar.is_file():
+            k2 = pd.read_csv(kinpar, sep="\t", na_values=["n/a"])["k2prime"].dropna()
+            rows.append(
+                {
+                    **info,
+                    "key": "k2prime",
+                    "label": "k2'",
+                    "value": float(k2.iloc[0]) if len(k2) else float("nan"),
+                    "unit": "1/min",
+                    "bad": "above",
+                    "status": "info",
+                }
+            )
+        fitstatus = output_dir / files.get("fitstatus", "")
+        if files.get("fitstatus") and fitstatus.is_file():
+            codes = np.asarray(nib.load(fitstatus).dataobj)
+            fitted = int(np.count_nonzero(codes))
+            failed = int(np.count_nonzero(codes == FIT_STATUS_FAILED))
+            rows.append(
+                {
+                    **info,
+                    "key": FIT_FAILED_KEY,
+                    "label": "voxel fits failed",
+                    "value": 100.0 * failed / fitted if fitted else float("nan"),
+                    "unit": "%",
+                    "bad": "above",
+                    "status": "info",
+                }
+            )
+    return rows
+
+
+def _behaviour_data(
+    config: Config, participants: list[ParticipantDerivatives]
+) -> pd.DataFrame | None:
+    """Long phenotype table for the report's time courses (``GroupReport.behavior_data``)."""
+    labels = [p.subject for p in participants]
+    roles = {label: role for p in participants for role, label in p.sessions.items()}
+    frames = []
+    for name, kind in (("subjective", "subjective"), ("physiology", "physiology")):
+        table = read_phenotype(config.bids_dir, name, labels, sorted(roles))
+        if table is None:
+            continue
+        measures = [
+            c for c in table.columns if c not in ("participant_id", "session_id", "time_min")
+        ]
+        long = table.melt(
+            id_vars=["participant_id", "session_id", "time_min"],
+            value_vars=measures,
+            var_name="measure",
+            value_name="value",
+        )
+        long["role"] = long["session_id"].map(roles)
+        long["kind"] = kind
+        frames.append(long.dropna(subset=["role", "value"]))
+    if not frames:
+        return None
+    return pd.concat(frames, ignore_index=True)
 
 
 def _tsv(

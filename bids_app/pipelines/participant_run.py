@@ -469,6 +469,7 @@ def _process(
             outputs,
             provenance(config, started),
             qc,
+            coreg,
         )
         write_text(report_path, render_participant(report))
     except Exception as exc:  # the maps are published; the report failure is reported
