@@ -9,8 +9,8 @@ import jinja2
 import numpy as np
 import pandas as pd
 import pytest
-from _report_factories import BIG_SHAPE, make_group, make_participant, make_verdict
 from _report_html_checks import check_html, png_info
+from helpers.report_factories import BIG_SHAPE, make_group, make_participant, make_verdict
 
 from bids_app.errors import InputError
 from bids_app.report.render import (
