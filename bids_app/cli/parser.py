@@ -256,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write the preprocessed PET series (motion-corrected, on the template grid, "
         "*_desc-preproc_pet.nii.gz) and the transforms (motion, co-registration, "
-        "normalisation; *_xfm.*), as PETPrep does (about 2 x 50 MB per participant at 2 mm)",
+        "normalisation; *_xfm.*), as PETPrep does (about 2 MB per frame and session on the "
+        "2 mm grid: 25 MB for a 12-frame session)",
     )
 
     group = parser.add_argument_group("group statistics (group level)")

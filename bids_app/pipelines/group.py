@@ -45,7 +45,6 @@ from bids_app.outputs.names import (
 )
 from bids_app.outputs.publish import publish
 from bids_app.outputs.sidecars import (
-    FIT_STATUS_FAILED,
     group_map_sidecar,
     group_table_sidecar,
 )
@@ -427,10 +426,6 @@ def _parameters(
 
 
 # --------------------------------------------------------------------------- report contents
-#: Key of the voxel fit-failure share in the group report's QC table.
-FIT_FAILED_KEY = "fit_failed_pct"
-
-
 def _participant_qc(
     output_dir: Path,
     participants: list[ParticipantDerivatives],
@@ -441,8 +436,9 @@ def _participant_qc(
     Returns
     -------
     checks : DataFrame
-        Long table (``GroupReport.qc_checks``): the manifest's QC checks, plus k2' and the
-        share of failed voxel fits per session (``status`` ``info``: no thresholds).
+        Long table (``GroupReport.qc_checks``): the manifest's QC checks (motion,
+        registration, fit failures, ...), plus each session's k2' (``status`` ``info``: no
+        thresholds).
     status : DataFrame
         One row per participant found (``GroupReport.participant_status``), with the relative
         link from ``group/group.html`` to its report when the report exists.
@@ -480,7 +476,7 @@ def _participant_qc(
 
 
 def _session_info_rows(output_dir: Path, pid: str, manifest: Manifest) -> list[dict[str, object]]:
-    """k2' and the share of failed voxel fits of each session, from its outputs."""
+    """k2' of each session, from its ``kinpar.tsv``."""
     rows: list[dict[str, object]] = []
     for role in ROLES:
         files = manifest.sessions.get(role, {})
@@ -496,22 +492,6 @@ def _session_info_rows(output_dir: Path, pid: str, manifest: Manifest) -> list[d
                     "label": "k2'",
                     "value": float(k2.iloc[0]) if len(k2) else float("nan"),
                     "unit": "1/min",
-                    "bad": "above",
-                    "status": "info",
-                }
-            )
-        fitstatus = output_dir / files.get("fitstatus", "")
-        if files.get("fitstatus") and fitstatus.is_file():
-            codes = np.asarray(nib.load(fitstatus).dataobj)
-            fitted = int(np.count_nonzero(codes))
-            failed = int(np.count_nonzero(codes == FIT_STATUS_FAILED))
-            rows.append(
-                {
-                    **info,
-                    "key": FIT_FAILED_KEY,
-                    "label": "voxel fits failed",
-                    "value": 100.0 * failed / fitted if fitted else float("nan"),
-                    "unit": "%",
                     "bad": "above",
                     "status": "info",
                 }

@@ -456,7 +456,7 @@ def participant_report(
                 bp_map=fit.maps["BPND"].astype(np.float64),
                 r1_map=fit.maps["R1"].astype(np.float64),
                 n_fit_voxels=int(np.count_nonzero(fit.fit_status)),
-                n_failed=int(np.count_nonzero(fit.fit_status == 3)),
+                n_failed=int(np.count_nonzero(fit.fit_status == sidecars.FIT_STATUS_FAILED)),
                 n_at_bound=int(np.count_nonzero(fit.fit_status == 2)),
                 registration_quality=quality,
                 warnings=fit.warnings,

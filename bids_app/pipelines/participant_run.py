@@ -48,13 +48,14 @@ from bids_app.outputs.manifest import (
 )
 from bids_app.outputs.names import ROLES, Space, logs_dir, report_name
 from bids_app.outputs.publish import describe_os_error, publish
+from bids_app.outputs.sidecars import FIT_STATUS_FAILED
 from bids_app.pipelines.common import RESOLUTION_MM, load_atlas, now_iso, provenance
 from bids_app.pipelines.participant_outputs import (
     participant_report,
     write_preproc_outputs,
     write_session_outputs,
 )
-from bids_app.pipelines.qc import participant_qc
+from bids_app.pipelines.qc import fit_checks, participant_qc
 from bids_app.pipelines.session_model import (
     SessionFit,
     SessionK2Prime,
@@ -421,7 +422,21 @@ def _process(
             runner.result("k2prime")[role],
             fit,
         )
-    qc = participant_qc({role: (scans[role].session, results[role][0]) for role in ROLES}, norm)
+    qc = QcVerdict.combine(
+        [
+            participant_qc(
+                {role: (scans[role].session, results[role][0]) for role in ROLES}, norm
+            ),
+            *(
+                fit_checks(
+                    scans[role].session,
+                    int(np.count_nonzero(results[role][3].fit_status)),
+                    int(np.count_nonzero(results[role][3].fit_status == FIT_STATUS_FAILED)),
+                )
+                for role in ROLES
+            ),
+        ]
+    )
     if qc.status != "pass":
         LOGGER.warning("sub-%s: QC %s", subject, qc.summary())
 

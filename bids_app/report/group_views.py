@@ -9,6 +9,7 @@ Only rows significant after correction are highlighted.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,16 @@ from numpy.typing import NDArray
 from bids_app.report import brain_figures, figures
 from bids_app.report.data import ClusterMapReport, GroupReport
 from bids_app.report.figures import StripSpec
-from bids_app.report.views import ALPHA, Figure, figure, fmt, fmt_p, significant, table
+from bids_app.report.views import (
+    ALPHA,
+    Figure,
+    as_float,
+    figure,
+    fmt,
+    fmt_p,
+    significant,
+    table,
+)
 
 STRIATAL_ROIS = ("dorsal_striatum", "ventral_striatum", "striatum")
 EXPLORATORY_ROIS = ("pituitary", "carotid", "habenula", "habenula_control")
@@ -312,9 +322,7 @@ def paired_views(roi_values: pd.DataFrame | None) -> list[Figure]:
             continue
         figs.append(
             figure(
-                lambda measure=measure, wanted=wanted, caption=caption: figures.paired_plot_svg(
-                    roi_values, measure, wanted, title=caption
-                ),
+                partial(figures.paired_plot_svg, roi_values, measure, wanted, title=caption),
                 caption=f"{caption}: one line per participant (blue: lower under the "
                 "challenge, red: higher); black: mean ± SD.",
                 alt=caption,
@@ -343,12 +351,10 @@ def correlation_views(report: GroupReport) -> tuple[list[Figure], list[str]]:
         if int((np.isfinite(xv) & np.isfinite(yv)).sum()) < 3:
             notes.append(f"{y_name} vs {x_name}: not plotted (fewer than 3 participants).")
             continue
-        r, df, p = (float(pd.to_numeric(row.get(k), errors="coerce")) for k in ("r", "df", "p"))
+        r, df, p = (as_float(row.get(k)) for k in ("r", "df", "p"))
         figs.append(
             figure(
-                lambda xv=xv, yv=yv, x=x_name, y=y_name, r=r, df=df, p=p: figures.scatter_svg(
-                    xv, yv, x, y, r, df, p
-                ),
+                partial(figures.scatter_svg, xv, yv, x_name, y_name, r, df, p),
                 caption=f"{y_name} vs {x_name}: r = {fmt(r, 'r')}, p = {fmt_p(p)}",
                 alt=f"{y_name} vs {x_name}",
             )
@@ -369,8 +375,11 @@ def behaviour_view(report: GroupReport) -> dict[str, Any]:
                 continue
             figs.append(
                 figure(
-                    lambda rows=rows, measures=measures, label=label: figures.behaviour_svg(
-                        rows, measures, title=f"{label}: mean ± SEM per session"
+                    partial(
+                        figures.behaviour_svg,
+                        rows,
+                        measures,
+                        title=f"{label}: mean ± SEM per session",
                     ),
                     caption=f"{label} over time (minutes from the drug injection; dotted line: "
                     "injection), mean ± SEM over participants; grey: baseline session, orange: "

@@ -385,18 +385,17 @@ def maps_view(report: ParticipantReport) -> dict[str, Any]:
         vmax = max(limits[1], vmin + 1e-6)
         out["figures"].append(
             figure(
-                lambda maps=maps, vmin=vmin, vmax=vmax, cmap=cmap, label=label: (
-                    figures.map_slices_png(
-                        maps,
-                        first.template,
-                        first.affine,
-                        vmin=vmin,
-                        vmax=vmax,
-                        cmap=cmap,
-                        cut_coords_mm=cut,
-                        colourbar_label=label,
-                        title=f"{label} (SRTM2), all sessions on one colour scale",
-                    )
+                partial(
+                    figures.map_slices_png,
+                    maps,
+                    first.template,
+                    first.affine,
+                    vmin=vmin,
+                    vmax=vmax,
+                    cmap=cmap,
+                    cut_coords_mm=cut,
+                    colourbar_label=label,
+                    title=f"{label} (SRTM2), all sessions on one colour scale",
                 ),
                 caption=(
                     f"{label} maps on the template, same colour scale for every session "

@@ -211,10 +211,18 @@ def significant(column: str, alpha: float = ALPHA) -> Callable[[pd.Series], bool
     """Row predicate: ``column`` (a corrected p) is below ``alpha``."""
 
     def check(row: pd.Series) -> bool:
-        value = pd.to_numeric(row.get(column), errors="coerce")
-        return bool(pd.notna(value) and float(value) < alpha)
+        value = as_float(row.get(column))
+        return bool(np.isfinite(value) and value < alpha)
 
     return check
+
+
+def as_float(value: Any) -> float:
+    """``value`` as a float; NaN when it is missing or not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 # --------------------------------------------------------------------------------------------
