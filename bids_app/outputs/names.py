@@ -49,6 +49,14 @@ LOGS_DIR = "logs"
 SUMMARY_NAME = "summary.tsv"
 MANIFEST_SUFFIX = "_outputs.json"
 PYBIDS_CONFIG = "pybids_config.json"
+#: The dataset-level files of the derivatives folder (written before any participant output).
+DATASET_FILES = (
+    "dataset_description.json",
+    ".bidsignore",
+    "descriptions.tsv",
+    "descriptions.json",
+    "README.md",
+)
 
 #: What BIDS 1.10 has no place for, as ``.bidsignore`` patterns (gitignore syntax) with the
 #: reason. Everything else the app writes is BIDS-Derivatives valid.

@@ -15,7 +15,14 @@ from typing import Any
 import pandas as pd
 
 from bids_app.outputs.io import write_json, write_text, write_tsv
-from bids_app.outputs.names import BIDSIGNORE, DESCRIPTIONS, GROUP_FILES, MODEL, Space
+from bids_app.outputs.names import (
+    BIDSIGNORE,
+    DATASET_FILES,
+    DESCRIPTIONS,
+    GROUP_FILES,
+    MODEL,
+    Space,
+)
 
 CODE_URL = "https://github.com/bids-app/bids_app"
 
@@ -519,21 +526,22 @@ def write_dataset_description(output_dir: Path, version: str) -> Path:
     Path
         The ``dataset_description.json``.
     """
-    path = output_dir / "dataset_description.json"
+    description, bidsignore, descriptions_tsv, descriptions_json, readme = DATASET_FILES
+    path = output_dir / description
     write_json(path, dataset_description(version, container_info()))
     lines = ["# Outputs BIDS 1.10 has no place for yet (bids_app writes this file)"]
     for pattern, reason in BIDSIGNORE.items():
         lines += [f"# {reason}", pattern]
-    write_text(output_dir / ".bidsignore", "\n".join(lines) + "\n")
+    write_text(output_dir / bidsignore, "\n".join(lines) + "\n")
     table = pd.DataFrame(
         {
             "desc_id": [f"desc-{label}" for label in DESCRIPTIONS],
             "description": list(DESCRIPTIONS.values()),
         }
     )
-    write_tsv(output_dir / "descriptions.tsv", table)
+    write_tsv(output_dir / descriptions_tsv, table)
     write_json(
-        output_dir / "descriptions.json",
+        output_dir / descriptions_json,
         {
             "Description": "Every desc- label of this dataset's file names and its meaning",
             "desc_id": {"Description": "A desc-<label> entity of the file names"},
@@ -541,7 +549,7 @@ def write_dataset_description(output_dir: Path, version: str) -> Path:
         },
     )
     if not any(output_dir.glob("README*")):
-        write_text(output_dir / "README.md", _README)
+        write_text(output_dir / readme, _README)
     return path
 
 

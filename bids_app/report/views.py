@@ -134,7 +134,7 @@ def _fmt_float(v: float, column: str) -> str:
     name = column.strip().lower()
     if _P_COLUMN.match(name):
         return fmt_p(v)
-    if name in ("df", "n") or name.startswith("n_"):
+    if name in ("df", "n", "time_min", "rank") or name.startswith("n_"):
         return f"{v:g}"
     if _COORDINATE.match(name):
         return f"{v:.0f}"

@@ -189,8 +189,9 @@ def test_numbers_are_formatted_by_meaning(group_html: str) -> None:
     assert ">1.7e-05<" in text
     assert ">-10.0<" in text  # percentage, 1 decimal
     assert ">-4.10<" in text  # t, 2 decimals
-    volume_ml = 4 * 512.0 / 1000.0  # mL from mm3
-    assert f">{volume_ml:.2f}<" in text or "volume (mL)" in text
+    volume_ml = float(make_group().clusters["size_mm3"].iloc[0]) / 1000.0  # mm3 shown as mL
+    assert f'<td class="num">{volume_ml:.2f}</td>' in text
+    assert '<td class="num">10</td><td class="num">3.20</td>' in text  # time_min, then t
 
 
 def test_only_rows_significant_after_correction_are_highlighted(group_html: str) -> None:
