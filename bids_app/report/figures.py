@@ -74,7 +74,6 @@ MAX_PNG_WIDTH_PX = 1400
 #: report's content column at a 1024 px window, so the PNGs are shown unscaled and their
 #: 11 pt labels stay at least 11 px high.
 FIG_WIDTH_IN = 9.2
-_FIG_WIDTH_IN = FIG_WIDTH_IN
 #: Width of the line plots (SVG), inches; shown at most at their natural size (4/3 px per pt).
 LINE_WIDTH_IN = 8.4
 _SVG_SALT = "bids_app-report"
@@ -505,23 +504,23 @@ def _ortho_figure(
     gap = 0.05
     top_h = 0.35 if title else 0.05
     bottom_h = 0.05
-    row_h = (_FIG_WIDTH_IN - label_w - cbar_w - 2 * gap) / sum(ratios)
+    row_h = (FIG_WIDTH_IN - label_w - cbar_w - 2 * gap) / sum(ratios)
     fig_h = top_h + bottom_h + row_h * len(rows) + gap * (len(rows) - 1)
-    fig = Figure(figsize=(_FIG_WIDTH_IN, fig_h), facecolor="black")
+    fig = Figure(figsize=(FIG_WIDTH_IN, fig_h), facecolor="black")
     for r, row in enumerate(rows):
         bottom = fig_h - top_h - (r + 1) * row_h - r * gap
         left = label_w
         for view, ratio, index in zip(_VIEWS, ratios, cut_index, strict=True):
             width = ratio * row_h
             ax = fig.add_axes(
-                (left / _FIG_WIDTH_IN, bottom / fig_h, width / _FIG_WIDTH_IN, row_h / fig_h)
+                (left / FIG_WIDTH_IN, bottom / fig_h, width / FIG_WIDTH_IN, row_h / fig_h)
             )
             ax.set_facecolor("black")
             _draw_panel(ax, grid, view, index, row, colour)
             left += width + gap / 2
         if row.label:
             fig.text(
-                0.5 * label_w / _FIG_WIDTH_IN,
+                0.5 * label_w / FIG_WIDTH_IN,
                 (bottom + row_h / 2) / fig_h,
                 row.label,
                 color="white",
@@ -545,7 +544,7 @@ def _add_colourbar(
     height = min(span * 0.8, 3.0)
     bottom = bottom_h + (span - height) / 2
     cax = fig.add_axes(
-        (1 - 0.6 / _FIG_WIDTH_IN, bottom / fig_h, 0.15 / _FIG_WIDTH_IN, height / fig_h)
+        (1 - 0.6 / FIG_WIDTH_IN, bottom / fig_h, 0.15 / FIG_WIDTH_IN, height / fig_h)
     )
     mappable = ScalarMappable(norm=Normalize(colour.vmin, colour.vmax), cmap=colour.cmap)
     bar = fig.colorbar(mappable, cax=cax)

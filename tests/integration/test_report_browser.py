@@ -1,5 +1,5 @@
 """Both reports opened in headless Chromium: no console errors, every image decoded, every
-TOC link lands on its section, tables readable at 1024 px, plot text at least 11 px.
+TOC link lands on its section, tables readable at 1024 px, plot text at least 11 px, printable.
 
 The reports are rendered from the synthetic report inputs (``helpers.report_factories``) on a 2 mm
 MNI-sized grid. Screenshots go to ``$BIDS_APP_SCREENSHOT_DIR`` (CI keeps them as artefacts) or
@@ -18,7 +18,7 @@ from helpers.browser import Chromium, find_chromium
 from helpers.report_factories import BIG_SHAPE, make_group, make_participant, make_verdict
 
 from bids_app.outputs.io import write_text
-from bids_app.report.render import render_group, render_participant
+from bids_app.report.render import MAX_REPORT_BYTES, render_group, render_participant
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,7 +40,10 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     participant = make_participant(BIG_SHAPE, qc=make_verdict(max_fd_mm=(2.6, 0.8)))
     write_text(out / "sub-01.html", render_participant(participant))
     write_text(out / "group" / "group.html", render_group(make_group(BIG_SHAPE)))
-    return {"participant": out / "sub-01.html", "group": out / "group" / "group.html"}
+    paths = {"participant": out / "sub-01.html", "group": out / "group" / "group.html"}
+    for path in paths.values():
+        assert path.stat().st_size < MAX_REPORT_BYTES, path
+    return paths
 
 
 @pytest.fixture(scope="module")
@@ -149,5 +152,8 @@ def test_report_in_chromium(
     assert size_1024 >= MIN_FONT_PX, f"at 1024 px, SVG text {text_1024!r} is {size_1024:.1f} px"
     browser.evaluate("window.scrollTo(0, 0); 0")
     browser.screenshot(screenshot_dir / f"{kind}_report_1024.png")
+
+    pdf = browser.call("Page.printToPDF", {"printBackground": True})["data"]
+    assert len(pdf) > 10_000  # print works (the print stylesheet shows every section)
 
     assert browser.console_errors == []
