@@ -28,6 +28,7 @@ PARTICIPANT_OPTIONS: tuple[str, ...] = (
     "k2a_range_per_min",
     "seed",
     "exclude_bad_frames",
+    "write_preproc",
 )
 
 
@@ -132,6 +133,7 @@ class Config:
     k2a_range_per_min: tuple[float, float] | None = None
     atlas_labels: Path | None = None
     atlas_tsv: Path | None = None
+    write_preproc: bool = False
     smoothing_fwhm_mm: float = 5.0
     cluster_forming_p: float = 0.01
     n_permutations: int | str = "exact"
@@ -189,6 +191,7 @@ class Config:
             k2a_range_per_min=k2a_range,
             atlas_labels=ns.atlas_labels,
             atlas_tsv=ns.atlas_tsv,
+            write_preproc=ns.write_preproc,
             smoothing_fwhm_mm=ns.smoothing_fwhm,
             cluster_forming_p=ns.cluster_forming_p,
             n_permutations=ns.n_permutations,

@@ -1,17 +1,64 @@
-"""Logging set-up: the only place that attaches handlers."""
+"""Logging set-up: the only place that attaches handlers.
+
+While a participant is processed (:func:`participant_context`, entered by
+:func:`log_to_file`), every record gets the participant's label in front of its message unless
+the message already starts with it, so that interleaved lines of parallel workers, and lines of
+library modules that do not know the participant, can be told apart.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-CONSOLE_FORMAT = "%(asctime)s [%(levelname)s] %(message)s"
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(participant)s%(message)s"
+CONSOLE_FORMAT = "%(asctime)s [%(levelname)s] %(participant)s%(message)s"
 DATE_FORMAT = "%H:%M:%S"
+
+_PARTICIPANT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "bids_app_participant", default=None
+)
+
+
+class ParticipantFilter(logging.Filter):
+    """Set ``record.participant`` to ``"sub-<label>: "`` while a participant is processed.
+
+    Empty outside :func:`participant_context` and when the message already names the
+    participant at its start.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Add the ``participant`` attribute (never drops a record)."""
+        label = _PARTICIPANT.get()
+        prefix = ""
+        if label and not record.getMessage().startswith(label):
+            prefix = f"{label}: "
+        record.participant = prefix
+        return True
+
+
+@contextlib.contextmanager
+def participant_context(label: str) -> Iterator[None]:
+    """Mark the records of the block as belonging to ``label`` (e.g. ``"sub-01"``)."""
+    token = _PARTICIPANT.set(label)
+    try:
+        yield
+    finally:
+        _PARTICIPANT.reset(token)
+
+
+def _formatter(fmt: str, datefmt: str | None = None) -> logging.Formatter:
+    return logging.Formatter(fmt, datefmt, defaults={"participant": ""})
+
+
+def _handler_setup(handler: logging.Handler, fmt: str, datefmt: str | None = None) -> None:
+    handler.setFormatter(_formatter(fmt, datefmt))
+    handler.addFilter(ParticipantFilter())
 
 
 def level_for(verbosity: int) -> int:
@@ -41,22 +88,33 @@ def setup_logging(verbosity: int = 0, log_file: Path | None = None) -> None:
     logger.propagate = False
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(level_for(verbosity))
-    console.setFormatter(logging.Formatter(CONSOLE_FORMAT, DATE_FORMAT))
+    _handler_setup(console, CONSOLE_FORMAT, DATE_FORMAT)
     logger.addHandler(console)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.FileHandler(log_file, encoding="utf-8")
         file_handler.setLevel(logging.DEBUG)
-        file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        _handler_setup(file_handler, LOG_FORMAT)
         logger.addHandler(file_handler)
 
 
 @contextlib.contextmanager
-def log_to_file(log_file: Path, verbosity: int = 0) -> Iterator[None]:
+def log_to_file(
+    log_file: Path, verbosity: int = 0, participant: str | None = None
+) -> Iterator[None]:
     """Also send ``bids_app`` records to ``log_file`` while the block runs.
 
     Used per participant (``logs/sub-<label>_<runid>.log``); in a fresh worker process, where
     nothing is configured yet, it also sets up the console handler.
+
+    Parameters
+    ----------
+    log_file : Path
+        The extra log file.
+    verbosity : int
+        Console verbosity when the console has to be set up here.
+    participant : str, optional
+        ``"sub-<label>"``: the block's records carry it (:func:`participant_context`).
     """
     logger = logging.getLogger("bids_app")
     if not logger.handlers:
@@ -64,10 +122,12 @@ def log_to_file(log_file: Path, verbosity: int = 0) -> Iterator[None]:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_file, encoding="utf-8")
     handler.setLevel(logging.DEBUG)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    _handler_setup(handler, LOG_FORMAT)
     logger.addHandler(handler)
+    context = participant_context(participant) if participant else contextlib.nullcontext()
     try:
-        yield
+        with context:
+            yield
     finally:
         logger.removeHandler(handler)
         handler.close()

@@ -1,19 +1,39 @@
 """Output file names and folders (BIDS-Derivatives), built in one place.
 
 Entity order is fixed: the source entities (``sub``, ``ses``, ``trc``, ``rec``, ``run``) first,
-then ``space``, ``res``, ``seg``, ``model``, ``meas``, ``contrast``, ``stat``, ``desc``, then the
-suffix. Participant outputs live in ``OUTPUT_DIR/sub-<p>/ses-<s>/pet/``; group outputs in
-``OUTPUT_DIR/group/``; logs, manifests and the run summary in ``OUTPUT_DIR/logs/``.
+then ``from``, ``to``, ``mode`` (transforms), ``space``, ``res``, ``seg``, ``model``, ``meas``,
+``contrast``, ``stat``, ``desc``, then the suffix. Participant outputs live in
+``OUTPUT_DIR/sub-<p>/ses-<s>/pet/``; group outputs in ``OUTPUT_DIR/group/``; logs, manifests and
+the run summary in ``OUTPUT_DIR/logs/``.
+
+Where BIDS-Derivatives (1.10) has a place for an output, the name follows it (the preprocessed
+PET series ``..._space-<T>_res-2_desc-preproc_pet.nii.gz``, ``descriptions.tsv``). The names the
+CONTRACT fixes after the PET-derivatives proposal (``model-``/``meas-`` parametric maps,
+``contrast-``/``stat-`` group maps, TAC and parameter tables) and the transforms have no place in
+BIDS 1.10 yet: :data:`BIDSIGNORE` lists them for the validator, and the pybids configuration
+:func:`pybids_config` declares their entities so that ``BIDSLayout`` indexes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 SOURCE_ENTITIES = ("sub", "ses", "trc", "rec", "run")
-DERIVED_ENTITIES = ("space", "res", "seg", "model", "meas", "contrast", "stat", "desc")
+DERIVED_ENTITIES = (
+    "from",
+    "to",
+    "mode",
+    "space",
+    "res",
+    "seg",
+    "model",
+    "meas",
+    "contrast",
+    "stat",
+    "desc",
+)
 
 #: Kinetic model of the parametric maps and ROI tables.
 MODEL = "SRTM2"
@@ -28,6 +48,52 @@ GROUP_DIR = "group"
 LOGS_DIR = "logs"
 SUMMARY_NAME = "summary.tsv"
 MANIFEST_SUFFIX = "_outputs.json"
+PYBIDS_CONFIG = "pybids_config.json"
+#: The dataset-level files of the derivatives folder (written before any participant output).
+DATASET_FILES = (
+    "dataset_description.json",
+    ".bidsignore",
+    "descriptions.tsv",
+    "descriptions.json",
+    "README.md",
+)
+
+#: What BIDS 1.10 has no place for, as ``.bidsignore`` patterns (gitignore syntax) with the
+#: reason. Everything else the app writes is BIDS-Derivatives valid.
+BIDSIGNORE: dict[str, str] = {
+    # no trailing slash: the validator also tests the folder itself against the patterns
+    f"/{GROUP_DIR}": "group statistic maps and tables (BIDS has no group-level statistics yet)",
+    f"/{LOGS_DIR}": "run logs, participant manifests and the run summary",
+    "/sub-*.html": "participant reports",
+    "*_mimap.*": "parametric maps (model-/meas- entities of the PET-derivatives proposal)",
+    "*_tacs.*": "regional time-activity curves (PET-derivatives proposal)",
+    "*_kinpar.*": "regional kinetic parameters (PET-derivatives proposal)",
+    "*_desc-confounds_timeseries.*": "motion confounds (BIDS has timeseries only for func)",
+    "*_desc-fitstatus_mask.*": "voxel fit status (BIDS has masks only for anat, func and dwi)",
+    "*_xfm.*": "spatial transforms (BIDS has no transform files yet)",
+}
+
+#: Every ``desc-`` label the app writes, with its meaning (``descriptions.tsv``).
+DESCRIPTIONS: dict[str, str] = {
+    "preproc": "motion-corrected and normalised to the template, every frame interpolated once "
+    "(PET series); ROI means of those frames (TAC tables)",
+    "confounds": "per-frame rigid motion parameters and framewise displacement",
+    "fitstatus": "SRTM2 voxel fit status: 0 outside the fit mask, 1 valid, 2 valid at the k2a "
+    "range bound, 3 failed (NaN in the maps)",
+    "hmc": "head-motion correction: one rigid transform per frame, frame -> motion reference",
+    "coreg": "rigid co-registration of the challenge session's motion reference to the "
+    "baseline session's",
+    **{
+        f"norm{k}": f"part {k} of the normalisation to the template, in antsApplyTransforms "
+        "order (the sidecar's ApplyOrder)"
+        for k in range(1, 4)
+    },
+    "decrease": "one-sided test or clusters for challenge < baseline",
+    "increase": "one-sided test or clusters for challenge > baseline",
+    "decreaseclusters": "clusters of challenge < baseline (values are cluster_id)",
+    "increaseclusters": "clusters of challenge > baseline (values are cluster_id)",
+    "meandiff": "mean of the paired differences, challenge - baseline (smoothed maps)",
+}
 
 #: Group-level tables and documents (file name -> what it holds).
 GROUP_FILES: dict[str, str] = {
@@ -84,12 +150,16 @@ def derivative_name(
     return "_".join([*parts, suffix]) + extension
 
 
+#: Extensions that have a JSON sidecar (longest first).
+SIDECAR_EXTENSIONS = (".nii.gz", ".nii", ".tsv", ".txt", ".mat", ".h5")
+
+
 def sidecar_name(name: str) -> str:
-    """The JSON sidecar of a ``.tsv``/``.nii.gz``/``.nii`` output name."""
-    for ext in (".nii.gz", ".nii", ".tsv"):
+    """The JSON sidecar of a data file name (``.tsv``, ``.nii[.gz]``, transform files)."""
+    for ext in SIDECAR_EXTENSIONS:
         if name.endswith(ext):
             return name[: -len(ext)] + ".json"
-    msg = f"{name!r} has no sidecar (expected a .tsv, .nii or .nii.gz name)"
+    msg = f"{name!r} has no sidecar (expected one of {', '.join(SIDECAR_EXTENSIONS)})"
     raise ValueError(msg)
 
 
@@ -109,6 +179,13 @@ class Space:
     def entities(self) -> dict[str, str]:
         """``{"space": ..., "res": ...}``."""
         return {"space": self.name, "res": str(self.resolution_mm)}
+
+    def resolution(self) -> dict[str, str]:
+        """The ``Resolution`` sidecar field BIDS requires with a ``res-`` entity."""
+        return {
+            str(self.resolution_mm): f"{self.resolution_mm} mm isotropic voxels, the grid of "
+            f"the {self.name} template at {self.resolution_mm} mm"
+        }
 
 
 def session_outputs(
@@ -146,18 +223,102 @@ def session_outputs(
             )
             for meas in MAP_MEASURES
         },
+        # a BIDS mask takes no model- entity; the sidecar names the model
         "fitstatus": derivative_name(
-            source, "mask", ".nii.gz", model=MODEL, desc="fitstatus", **space.entities()
+            source, "mask", ".nii.gz", desc="fitstatus", **space.entities()
         ),
         "tacs": derivative_name(source, "tacs", ".tsv", seg=atlas_name, desc="preproc"),
         "kinpar": derivative_name(source, "kinpar", ".tsv", model=MODEL),
     }
-    folder = participant_dir(Path(), subject, session)
+    return _with_sidecars(participant_dir(Path(), subject, session), names)
+
+
+def _with_sidecars(folder: Path, names: Mapping[str, str]) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for kind, name in names.items():
         out[kind] = folder / name
         out[f"{kind}_json"] = folder / sidecar_name(name)
     return out
+
+
+#: The label of a session's motion reference space in ``from-``/``to-`` entities.
+PET_REFERENCE = "petref"
+#: Normalisation chains have at most 3 files (T1w warp, T1w affine, PET -> T1w rigid).
+MAX_NORMALISATION_FILES = 3
+
+
+def preproc_outputs(
+    subject: str,
+    session: str,
+    source_entities: Mapping[str, str],
+    space: Space,
+    role: str,
+    normalisation_extensions: Sequence[str] = (),
+) -> dict[str, Path]:
+    """The optional outputs of ``--write-preproc`` for one session, relative to OUTPUT_DIR.
+
+    Parameters
+    ----------
+    subject, session : str
+        Labels without prefixes.
+    source_entities : mapping
+        The other entities of the source PET file (``trc``, ``rec``, ``run``).
+    space : Space
+        Template space of the resampled series.
+    role : {"baseline", "challenge"}
+        The baseline session holds the normalisation transforms; the challenge session the
+        co-registration to the baseline.
+    normalisation_extensions : sequence of str
+        Extensions of the normalisation transform files in ANTs application order (``.mat``
+        for an affine, ``.nii.gz`` for a warp field); used for the baseline only.
+
+    Returns
+    -------
+    dict of str to Path
+        ``preproc`` (the 4-D series on the template grid), ``hmc`` (per-frame motion, ITK
+        text), ``coreg`` (challenge only) or ``norm1``, ``norm2``, ... (baseline only), and
+        their ``<kind>_json`` sidecars.
+
+    Raises
+    ------
+    ValueError
+        For more than :data:`MAX_NORMALISATION_FILES` normalisation files.
+    """
+    source = {"sub": subject, "ses": session, **source_entities}
+    names = {
+        "preproc": derivative_name(source, "pet", ".nii.gz", desc="preproc", **space.entities()),
+        "hmc": derivative_name(
+            source, "xfm", ".txt", to=PET_REFERENCE, mode="image", desc="hmc", **{"from": "orig"}
+        ),
+    }
+    if role == "challenge":
+        names["coreg"] = derivative_name(
+            source,
+            "xfm",
+            ".txt",
+            to="baseline",
+            mode="image",
+            desc="coreg",
+            **{"from": PET_REFERENCE},
+        )
+    else:
+        if len(normalisation_extensions) > MAX_NORMALISATION_FILES:
+            msg = (
+                f"{len(normalisation_extensions)} normalisation transform files; at most "
+                f"{MAX_NORMALISATION_FILES} are named (desc-norm1 ...)"
+            )
+            raise ValueError(msg)
+        for k, ext in enumerate(normalisation_extensions, start=1):
+            names[f"norm{k}"] = derivative_name(
+                source,
+                "xfm",
+                ext,
+                to=space.name,
+                mode="image",
+                desc=f"norm{k}",
+                **{"from": PET_REFERENCE},
+            )
+    return _with_sidecars(participant_dir(Path(), subject, session), names)
 
 
 def report_name(subject: str) -> Path:
@@ -210,3 +371,14 @@ def crash_path(output_dir: Path, subject: str, time_label: str) -> Path:
 def group_dir(output_dir: Path) -> Path:
     """``OUTPUT_DIR/group``."""
     return output_dir / GROUP_DIR
+
+
+def pybids_config() -> Path:
+    """The pybids configuration of the entities the outputs use (package data).
+
+    Index an output folder with ``BIDSLayout(OUTPUT_DIR, validate=False,
+    config=["bids", "derivatives", pybids_config()])``: it adds ``meas``, ``contrast`` and
+    ``stat`` (and ``model``, ``res``, ``seg``, ``desc``, ``from``/``to``/``mode``) to pybids'
+    own entities, so that ``get(meas="BPND")`` works and every map gets its own sidecar.
+    """
+    return Path(__file__).with_name(PYBIDS_CONFIG)

@@ -12,8 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bids_app.outputs.io import write_json
-from bids_app.outputs.names import MODEL, Space
+import pandas as pd
+
+from bids_app.outputs.io import write_json, write_text, write_tsv
+from bids_app.outputs.names import (
+    BIDSIGNORE,
+    DATASET_FILES,
+    DESCRIPTIONS,
+    GROUP_FILES,
+    MODEL,
+    Space,
+)
 
 CODE_URL = "https://github.com/bids-app/bids_app"
 
@@ -24,6 +33,8 @@ FIT_STATUS_CODES = {
     2: "best basis at the k2a range bound (valid but flagged)",
     3: "fit failed (NaN in the maps)",
 }
+#: The fit-status value of a failed voxel fit.
+FIT_STATUS_FAILED = 3
 _MOTION_COLUMNS = {
     "trans_x": ("Translation along x (left-right)", "mm"),
     "trans_y": ("Translation along y (posterior-anterior)", "mm"),
@@ -35,6 +46,11 @@ _MOTION_COLUMNS = {
         "Framewise displacement (Power et al. 2012; rotations on a 50 mm sphere)",
         "mm",
     ),
+}
+_MOTION_FLAGS = {
+    "usable": "True when the frame was registered to the motion reference itself; False when "
+    "it had too few counts and took the transform of the nearest reliable frame",
+    "source_frame": "0-based index of the frame whose transform this frame uses",
 }
 
 
@@ -104,7 +120,7 @@ def map_sidecar(
         "FitWeights": fit.weights,
         "ModelSampling": "model averaged over each frame on a fine time grid",
         "SpatialReference": space.name,
-        "Resolution": f"{space.resolution_mm} mm isotropic",
+        "Resolution": space.resolution(),
         "Smoothing": "none (smoothing belongs to the group level)",
         "MissingValues": "NaN outside the fit mask and where the fit failed",
         "Sources": [f"bids:raw:{fit.source}"],
@@ -114,9 +130,17 @@ def map_sidecar(
     }
 
 
-def fit_status_sidecar() -> dict[str, object]:
-    """Sidecar of the voxel fit-status mask."""
-    return {"Description": f"{MODEL} voxel fit status", "Levels": FIT_STATUS_CODES}
+def fit_status_sidecar(space: Space, source: str) -> dict[str, object]:
+    """Sidecar of the voxel fit-status mask (a label image, values in ``Levels``)."""
+    return {
+        "Description": f"{MODEL} voxel fit status",
+        "ModelName": MODEL,
+        "Type": "ROI",
+        "Levels": FIT_STATUS_CODES,
+        "SpatialReference": space.name,
+        "Resolution": space.resolution(),
+        "Sources": [f"bids:raw:{source}"],
+    }
 
 
 def confounds_sidecar(
@@ -125,12 +149,25 @@ def confounds_sidecar(
     reference_frames: Sequence[int],
     source: str,
 ) -> dict[str, object]:
-    """Sidecar of the motion confounds table."""
-    payload: dict[str, object] = {
-        col: {"Description": _MOTION_COLUMNS[col][0], "Units": _MOTION_COLUMNS[col][1]}
-        for col in columns
-        if col in _MOTION_COLUMNS
-    }
+    """Sidecar of the motion confounds table (every column described).
+
+    Raises
+    ------
+    ValueError
+        For a column this module cannot describe (a new confound needs its description here).
+    """
+    payload: dict[str, object] = {}
+    for col in columns:
+        if col in _MOTION_COLUMNS:
+            payload[col] = {
+                "Description": _MOTION_COLUMNS[col][0],
+                "Units": _MOTION_COLUMNS[col][1],
+            }
+        elif col in _MOTION_FLAGS:
+            payload[col] = {"Description": _MOTION_FLAGS[col]}
+        else:
+            msg = f"confounds column {col!r} has no description in bids_app.outputs.sidecars"
+            raise ValueError(msg)
     payload["RotationCentre"] = {
         "Description": "Centre of the rotations (the motion reference's centre of mass); "
         "each frame's transform maps reference-space points x to frame-space points "
@@ -151,8 +188,12 @@ def tacs_sidecar(
     space: Space,
     source: str,
 ) -> dict[str, object]:
-    """Sidecar of the ROI TAC table; ``regions`` maps ROI -> (description, voxel count)."""
-    return {
+    """Sidecar of the ROI TAC table; ``regions`` maps ROI -> (description, voxel count).
+
+    Every column is described: the frame bounds and one column per ROI (mean activity over
+    the ROI's voxels in each motion-corrected, normalised frame, in the PET data's units).
+    """
+    payload: dict[str, object] = {
         "Units": units,
         "frame_start": {"Description": "Frame start relative to TimeZero", "Units": "s"},
         "frame_end": {"Description": "Frame end relative to TimeZero", "Units": "s"},
@@ -165,6 +206,14 @@ def tacs_sidecar(
         "SpatialReference": space.name,
         "Sources": [f"bids:raw:{source}"],
     }
+    for name, (description, n_voxels) in regions.items():
+        role = " (reference region)" if name == reference_region else ""
+        payload[name] = {
+            "Description": f"Mean activity over the {name} ROI{role}, {int(n_voxels)} voxels"
+            + (f": {description}" if description else ""),
+            "Units": units,
+        }
+    return payload
 
 
 def kinpar_sidecar(fit: FitDescription) -> dict[str, object]:
@@ -175,6 +224,7 @@ def kinpar_sidecar(fit: FitDescription) -> dict[str, object]:
         "ReferenceRegion": fit.reference_region,
         "k2primeMethod": fit.k2prime_method,
         "FitWeights": fit.weights,
+        "roi": {"Description": f"Region of interest of the {fit.atlas} atlas (see the TACs)"},
         "BPND": {"Description": "Non-displaceable binding potential", "Units": "unitless"},
         "R1": {"Description": "Relative delivery K1/K1'", "Units": "unitless"},
         "k2a": {"Description": "Apparent efflux rate k2/(1+BPND)", "Units": "1/min"},
@@ -182,17 +232,258 @@ def kinpar_sidecar(fit: FitDescription) -> dict[str, object]:
     }
 
 
+#: Units and meaning of each group map kind (``GROUP_MAPS`` in :mod:`~bids_app.outputs.names`).
+_GROUP_MAP_VALUES = {
+    "t": (
+        "unitless",
+        "paired t statistic, challenge - baseline (negative: lower under the challenge)",
+    ),
+    "p_decrease": ("unitless", "uncorrected one-sided p of challenge < baseline"),
+    "p_increase": ("unitless", "uncorrected one-sided p of challenge > baseline"),
+    "clusters_decrease": ("unitless", "cluster_id of clusters.tsv (0 = no cluster)"),
+    "clusters_increase": ("unitless", "cluster_id of clusters.tsv (0 = no cluster)"),
+    "meandiff": (None, "mean paired difference, challenge - baseline, smoothed maps"),
+}
+
+
 def group_map_sidecar(
-    measure: str, kind: str, statistics: Mapping[str, Any], space: Space
+    measure: str, kind: str, statistics: Mapping[str, Any], space: Space, contrast: str = ""
 ) -> dict[str, object]:
-    """Sidecar of a group statistic map; ``statistics`` holds df, thresholds, FWHM, resels."""
+    """Sidecar of a group statistic map; ``statistics`` holds df, thresholds, FWHM, resels.
+
+    Parameters
+    ----------
+    measure : str
+        ``BPND`` or ``R1``.
+    kind : str
+        A key of :data:`bids_app.outputs.names.GROUP_MAPS`.
+    statistics : mapping
+        Inference settings and results shared by the maps of the measure.
+    space : Space
+        Template space of the maps.
+    contrast : str
+        The ``contrast-`` label (e.g. ``nalMinussal``).
+    """
+    units, description = _GROUP_MAP_VALUES[kind]
     return {
         "Measure": measure,
         "Contrast": "challenge - baseline (paired)",
+        "ContrastLabel": contrast,
         "Map": kind,
+        "Description": description,
+        "Units": MAP_UNITS.get(measure, "unitless") if units is None else units,
         **dict(statistics),
         "SpatialReference": space.name,
+        "Resolution": space.resolution(),
     }
+
+
+#: Column descriptions of the group tables the group level writes without a schema of their
+#: own (``clusters.tsv`` and ``cluster_peaks.tsv`` are described in
+#: :mod:`bids_app.pipelines.group_tables`). Relative changes are fractions (0.10 = 10 %).
+GROUP_TABLE_COLUMNS: dict[str, dict[str, dict[str, str]]] = {
+    "roi_stats": {
+        "measure": {"Description": "BPND or R1"},
+        "roi": {
+            "Description": "Region of interest; dorsal_vs_ventral is the paired test of the "
+            "dorsal and ventral striatum's relative BPND changes"
+        },
+        "n": {"Description": "Participants with a finite value in both sessions"},
+        "baseline_mean": {"Description": "Mean over participants, baseline session"},
+        "baseline_sd": {"Description": "SD over participants (ddof 1), baseline session"},
+        "challenge_mean": {"Description": "Mean over participants, challenge session"},
+        "challenge_sd": {"Description": "SD over participants (ddof 1), challenge session"},
+        "mean_change_pct": {
+            "Description": "100 (challenge_mean - baseline_mean) / baseline_mean",
+            "Units": "%",
+        },
+        "t": {"Description": "Paired t, challenge - baseline (negative: lower under challenge)"},
+        "df": {"Description": "Degrees of freedom of t (n - 1)"},
+        "p": {"Description": "Two-sided p of t, uncorrected"},
+        "cohen_d": {"Description": "Cohen's d_z of the paired differences (sign of t)"},
+        "p_corrected": {"Description": "p after the correction named in 'correction'"},
+        "correction": {
+            "Description": "Correction family and method (none: a-priori ROI, uncorrected; "
+            "bonferroni_n<k>: Bonferroni over k ROIs)"
+        },
+        "status": {"Description": "ok, or why the test is undefined (too few pairs, ...)"},
+    },
+    "net_change_stats": {
+        "measure": {
+            "Description": "Column of participant_measures.tsv tested against 0 "
+            "(definitions in group_parameters.json: net_change_estimators)"
+        },
+        "n": {"Description": "Participants with a finite value"},
+        "mean": {"Description": "Mean over participants (fraction; 0.10 = 10 %)"},
+        "sd": {"Description": "SD over participants (ddof 1), fraction"},
+        "t": {"Description": "One-sample t against 0"},
+        "df": {"Description": "Degrees of freedom of t (n - 1)"},
+        "p": {"Description": "Two-sided p of t"},
+        "cohen_d": {"Description": "Cohen's d (mean / sd)"},
+        "estimator": {
+            "Description": "symmetric: mean symmetric voxel change; roi_mean: change of the "
+            "striatal mean (group_parameters.json: net_change_estimators)"
+        },
+    },
+    "participant_measures": {
+        "participant_id": {"Description": "Participant"},
+        "net_da_release": {
+            "Description": "Mean over the striatum of (BPND_baseline - BPND_challenge) / "
+            "BPND_baseline, symmetric estimator (positive: dopamine release); fraction"
+        },
+        "net_da_release_roi": {
+            "Description": "(mean BPND_baseline - mean BPND_challenge) / mean BPND_baseline "
+            "over the striatum; fraction"
+        },
+        "net_rcbf_change": {
+            "Description": "Mean over the striatum of (R1_challenge - R1_baseline) / "
+            "R1_baseline, symmetric estimator (positive: higher flow); fraction"
+        },
+        "net_rcbf_change_roi": {
+            "Description": "(mean R1_challenge - mean R1_baseline) / mean R1_baseline over the "
+            "striatum; fraction"
+        },
+        "dorsal_da_release": {
+            "Description": "(BPND_baseline - BPND_challenge) / BPND_baseline of the dorsal "
+            "striatum's ROI BPND; fraction"
+        },
+        "ventral_da_release": {
+            "Description": "(BPND_baseline - BPND_challenge) / BPND_baseline of the ventral "
+            "striatum's ROI BPND; fraction"
+        },
+        "pituitary_r1_change": {
+            "Description": "(R1_challenge - R1_baseline) / R1_baseline of the pituitary ROI; "
+            "fraction"
+        },
+        "carotid_r1_change": {
+            "Description": "(R1_challenge - R1_baseline) / R1_baseline of the carotid ROI; "
+            "fraction"
+        },
+        "aversion_index": {
+            "Description": "PC1 score of the z-scored challenge-induced changes of the selected "
+            "subjective items (higher: more aversive)",
+            "Units": "arbitrary",
+        },
+    },
+    "behavior_effects": {
+        "measure": {"Description": "Phenotype measure (column of phenotype/*.tsv)"},
+        "time_min": {
+            "Description": "Post-injection time point of a subjective item (n/a: window mean)",
+            "Units": "min",
+        },
+        "t": {"Description": "Paired t, challenge - baseline"},
+        "df": {"Description": "Degrees of freedom of t"},
+        "p": {"Description": "Two-sided p of t, uncorrected"},
+        "p_fdr": {"Description": "Benjamini-Hochberg FDR-adjusted p over every test here"},
+        "selected": {"Description": "True when the item/time entered the aversion index"},
+        "kind": {"Description": "subjective, hormone or cardiovascular"},
+        "window": {"Description": "How the session value was formed"},
+        "n": {"Description": "Participants in the test"},
+        "mean_difference": {
+            "Description": "Mean paired difference, challenge - baseline, in the measure's "
+            "units (rating points for subjective items)"
+        },
+        "cohen_d": {"Description": "Cohen's d_z of the paired differences (sign of t)"},
+        "status": {"Description": "ok, or why the test is undefined"},
+    },
+    "correlations": {
+        "x": {"Description": "Column of participant_measures.tsv on the x axis"},
+        "y": {"Description": "Column of participant_measures.tsv on the y axis"},
+        "n": {"Description": "Participants with both values"},
+        "r": {"Description": "Pearson correlation"},
+        "df": {"Description": "Degrees of freedom (n - 2)"},
+        "p": {"Description": "Two-sided p of r"},
+        "spearman_rho": {"Description": "Spearman rank correlation"},
+        "spearman_p": {"Description": "Two-sided p of rho"},
+    },
+}
+
+
+def group_table_sidecar(
+    kind: str, columns: Sequence[str], units: Mapping[str, str] | None = None
+) -> dict[str, object]:
+    """Sidecar describing every column of a group table.
+
+    Parameters
+    ----------
+    kind : str
+        A key of :data:`GROUP_TABLE_COLUMNS` (the table's ``GROUP_FILES`` key).
+    columns : sequence of str
+        The table's columns.
+    units : mapping of str to str, optional
+        Units of the phenotype measures (from their ``phenotype/*.json`` sidecars), for the
+        ``<measure>_change`` columns of ``participant_measures.tsv``.
+
+    Raises
+    ------
+    ValueError
+        For a column that cannot be described (add it to :data:`GROUP_TABLE_COLUMNS`).
+    """
+    known = GROUP_TABLE_COLUMNS[kind]
+    payload: dict[str, object] = {}
+    for col in columns:
+        if col in known:
+            payload[col] = known[col]
+        elif kind == "participant_measures" and col.endswith("_change"):
+            measure = col.removesuffix("_change")
+            entry = {
+                "Description": f"Challenge-induced change of {measure}: challenge minus "
+                "baseline window mean (behavior_effects.tsv: window), in the measure's units"
+            }
+            unit = (units or {}).get(measure)
+            if unit:
+                entry["Units"] = unit
+            payload[col] = entry
+        else:
+            msg = f"{GROUP_FILES[kind]} column {col!r} has no description in sidecars.py"
+            raise ValueError(msg)
+    return payload
+
+
+def transform_sidecar(
+    description: str, from_space: str, to_space: str, apply_order: Sequence[str] = ()
+) -> dict[str, object]:
+    """Sidecar of a spatial transform file (ITK/ANTs convention).
+
+    Parameters
+    ----------
+    description : str
+        What the transform does.
+    from_space, to_space : str
+        The image it resamples and the space it resamples it into.
+    apply_order : sequence of str
+        For a chain of files: every file of the chain in ``antsApplyTransforms -t`` order.
+    """
+    payload: dict[str, object] = {
+        "Description": description,
+        "FromSpace": from_space,
+        "ToSpace": to_space,
+        "Convention": "ITK/ANTs: the transform maps points of ToSpace to points of FromSpace "
+        "(the pull-back that resamples the FromSpace image onto the ToSpace grid); RAS "
+        "coordinates are converted to ITK's LPS",
+        "Software": "ANTs (antspyx)",
+    }
+    if apply_order:
+        payload["ApplyOrder"] = list(apply_order)
+    return payload
+
+
+def preproc_sidecar(
+    source_metadata: Mapping[str, Any], space: Space, source: str, description: str
+) -> dict[str, object]:
+    """Sidecar of the preprocessed PET series: the source's metadata plus what was done."""
+    payload = dict(source_metadata)
+    payload.update(
+        {
+            "Description": description,
+            "SpatialReference": space.name,
+            "Resolution": space.resolution(),
+            "Sources": [f"bids:raw:{source}"],
+            "SkullStripped": False,
+            "MissingValues": "NaN outside a frame's field of view",
+        }
+    )
+    return payload
 
 
 def dataset_description(
@@ -224,7 +515,56 @@ def container_info() -> dict[str, str] | None:
 
 
 def write_dataset_description(output_dir: Path, version: str) -> Path:
-    """Write (or refresh) ``OUTPUT_DIR/dataset_description.json``."""
-    path = output_dir / "dataset_description.json"
+    """Write (or refresh) the files that make OUTPUT_DIR a BIDS-Derivatives dataset.
+
+    ``dataset_description.json``, ``.bidsignore`` (the outputs BIDS has no place for yet,
+    :data:`bids_app.outputs.names.BIDSIGNORE`), ``descriptions.tsv`` (+ ``.json``; every
+    ``desc-`` label) and a short ``README.md`` when the folder has no README.
+
+    Returns
+    -------
+    Path
+        The ``dataset_description.json``.
+    """
+    description, bidsignore, descriptions_tsv, descriptions_json, readme = DATASET_FILES
+    path = output_dir / description
     write_json(path, dataset_description(version, container_info()))
+    lines = ["# Outputs BIDS 1.10 has no place for yet (bids_app writes this file)"]
+    for pattern, reason in BIDSIGNORE.items():
+        lines += [f"# {reason}", pattern]
+    write_text(output_dir / bidsignore, "\n".join(lines) + "\n")
+    table = pd.DataFrame(
+        {
+            "desc_id": [f"desc-{label}" for label in DESCRIPTIONS],
+            "description": list(DESCRIPTIONS.values()),
+        }
+    )
+    write_tsv(output_dir / descriptions_tsv, table)
+    write_json(
+        output_dir / descriptions_json,
+        {
+            "Description": "Every desc- label of this dataset's file names and its meaning",
+            "desc_id": {"Description": "A desc-<label> entity of the file names"},
+            "description": {"Description": "What the label means"},
+        },
+    )
+    if not any(output_dir.glob("README*")):
+        write_text(output_dir / readme, _README)
     return path
+
+
+_README = """# bids_app derivatives
+
+Reference-tissue PET derivatives of a baseline vs challenge study, written by bids_app
+(see dataset_description.json: GeneratedBy).
+
+- `sub-<p>.html`: the participant reports (quality control, registration, TACs, maps).
+- `sub-<p>/ses-<s>/pet/`: motion confounds, SRTM2 parametric maps (`meas-BPND`, `meas-R1`,
+  `meas-k2a`), the voxel fit status, regional TACs and kinetic parameters; with
+  `--write-preproc` also the preprocessed PET series and the transforms.
+- `group/`: voxelwise and ROI statistics and `group.html`.
+- `logs/`: run logs, participant manifests and `summary.tsv`.
+
+Files BIDS has no place for yet are listed in `.bidsignore`; index the outputs with pybids
+using the configuration shipped with bids_app (`bids_app.outputs.names.pybids_config()`).
+"""

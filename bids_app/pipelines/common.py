@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 
 import nibabel as nib
+import numpy as np
+from numpy.typing import NDArray
 
 from bids_app import __version__
 from bids_app.config import Config
@@ -49,3 +51,15 @@ def provenance(config: Config, started: str) -> Provenance:
 def now_iso() -> str:
     """The current UTC time, ISO-8601 to the second."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def template_image(
+    volume: NDArray[np.generic], affine: NDArray[np.float64], dtype: type = np.float32
+) -> nib.Nifti1Image:
+    """A NIfTI on the template grid: MNI qform/sform (code 4), units mm and s set."""
+    img = nib.Nifti1Image(np.asarray(volume).astype(dtype), affine)
+    img.header.set_data_dtype(dtype)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header.set_qform(affine, code=4)
+    img.header.set_sform(affine, code=4)
+    return img

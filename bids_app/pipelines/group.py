@@ -31,23 +31,36 @@ from bids_app.log import setup_logging, step
 from bids_app.outputs.io import write_json, write_nifti, write_text, write_tsv
 from bids_app.outputs.manifest import (
     Exclusion,
+    Manifest,
     ParticipantDerivatives,
     collect_participants,
+    existing_manifest,
     load_maps,
     roi_table,
 )
 from bids_app.outputs.names import (
     GROUP_FILES,
     GROUP_MEASURES,
+    ROLES,
     Space,
     group_dir,
     group_map_name,
     logs_dir,
+    report_name,
     sidecar_name,
 )
 from bids_app.outputs.publish import publish
-from bids_app.outputs.sidecars import group_map_sidecar
-from bids_app.pipelines.common import RESOLUTION_MM, load_atlas, now_iso, provenance
+from bids_app.outputs.sidecars import (
+    group_map_sidecar,
+    group_table_sidecar,
+)
+from bids_app.pipelines.common import (
+    RESOLUTION_MM,
+    load_atlas,
+    now_iso,
+    provenance,
+    template_image,
+)
 from bids_app.pipelines.group_tables import (
     ALPHA,
     NET_MEASURES,
@@ -130,7 +143,7 @@ def run_group_level(config: Config) -> int:
     warnings += mixed
     behavior_config = load_behavior_config(config.behavior_config)
     # phenotype problems surface before the minutes of voxelwise inference
-    behavior, aversion_ev, notes = _behavior(
+    behavior, aversion_ev, notes, units = _behavior(
         config, participants, behavior_config, excluded, dataset
     )
     warnings += notes
@@ -166,7 +179,7 @@ def run_group_level(config: Config) -> int:
 
     rois = roi_table(participants)
     roi_stats = roi_statistics(rois)
-    written.append(_tsv(staging, "roi_stats", roi_stats))
+    written += _tsv(staging, "roi_stats", roi_stats)
 
     measures_table, net_stats = net_change_tables(
         [p.subject for p in participants],
@@ -175,12 +188,12 @@ def run_group_level(config: Config) -> int:
         rois,
     )
     if behavior is not None:
-        written.append(_tsv(staging, "behavior_effects", behavior.effects.table))
+        written += _tsv(staging, "behavior_effects", behavior.effects.table)
         measures_table = measures_table.join(_sub_index(behavior.participant_measures))
     corr = correlations(measures_table, behavior_config.correlation_pairs)
-    written.append(_tsv(staging, "correlations", corr))
-    written.append(_tsv(staging, "participant_measures", measures_table.reset_index()))
-    written.append(_tsv(staging, "net_change_stats", net_stats))
+    written += _tsv(staging, "correlations", corr)
+    written += _tsv(staging, "participant_measures", measures_table.reset_index(), units)
+    written += _tsv(staging, "net_change_stats", net_stats)
 
     parameters = _parameters(config, measures, atlas)
     parameters["participants_included"] = [f"sub-{p.subject}" for p in participants]
@@ -189,6 +202,7 @@ def run_group_level(config: Config) -> int:
     parameters["min_participants"] = config.min_participants
     write_json(staging / GROUP_FILES["parameters"], parameters)
     written.append(Path(GROUP_FILES["parameters"]))
+    qc_checks, participant_status = _participant_qc(config.output_dir, participants, excluded)
     report = GroupReport(
         participants=[p.subject for p in participants],
         excluded=[(e.subject, e.status, e.reason) for e in excluded],
@@ -205,6 +219,11 @@ def run_group_level(config: Config) -> int:
         aversion_explained_variance=aversion_ev,
         warnings=warnings,
         provenance=provenance(config, started),
+        qc_checks=qc_checks,
+        participant_status=participant_status,
+        cluster_peaks=peaks,
+        net_change_stats=net_stats,
+        behavior_data=_behaviour_data(config, participants),
     )
     write_text(staging / GROUP_FILES["report"], render_group(report))
     written.append(Path(GROUP_FILES["report"]))
@@ -303,10 +322,8 @@ def _write_maps(
     written = []
     for kind, (volume, dtype) in volumes.items():
         name = group_map_name(kind, result.measure, contrast, space)
-        img = nib.Nifti1Image(np.asarray(volume).astype(dtype), affine)
-        img.header.set_data_dtype(dtype)
-        write_nifti(staging / name, img)
-        sidecar = group_map_sidecar(result.measure, kind, statistics, space)
+        write_nifti(staging / name, template_image(volume, affine, dtype))
+        sidecar = group_map_sidecar(result.measure, kind, statistics, space, contrast)
         if kind.startswith("clusters_"):
             sidecar["ClustersIncluded"] = (
                 f"clusters with RFT cluster-level p(FWE) < {ALPHA}; values are cluster_id"
@@ -409,8 +426,8 @@ def _behavior(
     behavior_config: BehaviorConfig,
     excluded: list[Exclusion],
     dataset: list[str],
-) -> tuple[BehaviorAnalysis | None, float | None, list[str]]:
-    """Behavioural analysis of the included participants (+ notes for the report).
+) -> tuple[BehaviorAnalysis | None, float | None, list[str], dict[str, str]]:
+    """Behavioural analysis of the included participants (+ notes and units for the report).
 
     The phenotype rows of participants that are known (in the dataset or the outputs) but not
     analysed are ignored: excluded participants with a note naming them, participants not
@@ -434,7 +451,7 @@ def _behavior(
             "physiological analyses were skipped."
         )
         LOGGER.info(notice)
-        return None, None, [notice]
+        return None, None, [notice], {}
     notes = []
     excluded_labels = {e.subject for e in excluded}
     for name, table in tables.items():
@@ -458,7 +475,18 @@ def _behavior(
         ev = float(analysis.aversion.explained_variance_ratio)
         if not np.isfinite(ev):
             ev = None
-    return analysis, ev, notes
+    return analysis, ev, notes, _phenotype_units(subjective, physiology)
+
+
+def _phenotype_units(*tables: pd.DataFrame | None) -> dict[str, str]:
+    """Measure -> ``Units`` from the phenotype tables' JSON sidecars (when they give one)."""
+    units: dict[str, str] = {}
+    for table in tables:
+        sidecar = {} if table is None else table.attrs.get("sidecar") or {}
+        for measure, entry in sidecar.items():
+            if isinstance(entry, dict) and isinstance(entry.get("Units"), str):
+                units[str(measure)] = entry["Units"]
+    return units
 
 
 def _sub_index(frame: pd.DataFrame) -> pd.DataFrame:
@@ -531,7 +559,113 @@ def _parameters(
     }
 
 
-def _tsv(staging: Path, kind: str, table: pd.DataFrame) -> Path:
+# --------------------------------------------------------------------------- report contents
+def _participant_qc(
+    output_dir: Path,
+    participants: list[ParticipantDerivatives],
+    excluded: list[tuple[str, str]],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The group report's QC table: every participant's checks, k2' and fit failures.
+
+    Returns
+    -------
+    checks : DataFrame
+        Long table (``GroupReport.qc_checks``): the manifest's QC checks (motion,
+        registration, fit failures, ...), plus each session's k2' (``status`` ``info``: no
+        thresholds).
+    status : DataFrame
+        One row per participant found (``GroupReport.participant_status``), with the relative
+        link from ``group/group.html`` to its report when the report exists.
+    """
+    rows: list[dict[str, object]] = []
+    status_rows: list[dict[str, object]] = []
+    manifests = {p.subject: p.manifest for p in participants}
+    for subject, _ in excluded:
+        previous = existing_manifest(output_dir, subject)
+        if previous is not None:
+            manifests[subject] = previous
+    reasons = dict(excluded)
+    for subject in sorted({*manifests, *reasons}):
+        manifest = manifests.get(subject)
+        verdict = QcVerdict.from_json(manifest.qc) if manifest is not None else None
+        pid = f"sub-{subject}"
+        for check in verdict.checks if verdict is not None else ():
+            rows.append({"participant_id": pid, **check.to_json()})
+        if manifest is not None:
+            rows += _session_info_rows(output_dir, pid, manifest)
+        report = output_dir / report_name(subject)
+        status_rows.append(
+            {
+                "participant_id": pid,
+                "included": subject not in reasons,
+                "reason": reasons.get(subject, ""),
+                "qc": verdict.status if verdict is not None and verdict.checks else "n/a",
+                "report": f"../{report_name(subject).as_posix()}" if report.is_file() else "",
+            }
+        )
+    columns = ["participant_id", "key", "label", "scope", "value", "unit", "warn", "fail"]
+    checks = pd.DataFrame(rows, columns=[*columns, "bad", "status"])
+    checks["value"] = pd.to_numeric(checks["value"], errors="coerce")
+    return checks, pd.DataFrame(status_rows)
+
+
+def _session_info_rows(output_dir: Path, pid: str, manifest: Manifest) -> list[dict[str, object]]:
+    """k2' of each session, from its ``kinpar.tsv``."""
+    rows: list[dict[str, object]] = []
+    for role in ROLES:
+        files = manifest.sessions.get(role, {})
+        scope = f"ses-{files.get('session', role)}"
+        info = {"participant_id": pid, "scope": scope, "warn": None, "fail": None}
+        kinpar = output_dir / files.get("kinpar", "")
+        if files.get("kinpar") and kinpar.is_file():
+            k2 = pd.read_csv(kinpar, sep="\t", na_values=["n/a"])["k2prime"].dropna()
+            rows.append(
+                {
+                    **info,
+                    "key": "k2prime",
+                    "label": "k2'",
+                    "value": float(k2.iloc[0]) if len(k2) else float("nan"),
+                    "unit": "1/min",
+                    "bad": "above",
+                    "status": "info",
+                }
+            )
+    return rows
+
+
+def _behaviour_data(
+    config: Config, participants: list[ParticipantDerivatives]
+) -> pd.DataFrame | None:
+    """Long phenotype table for the report's time courses (``GroupReport.behavior_data``)."""
+    labels = [p.subject for p in participants]
+    roles = {label: role for p in participants for role, label in p.sessions.items()}
+    frames = []
+    for name, kind in (("subjective", "subjective"), ("physiology", "physiology")):
+        table = read_phenotype(config.bids_dir, name, labels, sorted(roles))
+        if table is None:
+            continue
+        measures = [
+            c for c in table.columns if c not in ("participant_id", "session_id", "time_min")
+        ]
+        long = table.melt(
+            id_vars=["participant_id", "session_id", "time_min"],
+            value_vars=measures,
+            var_name="measure",
+            value_name="value",
+        )
+        long["role"] = long["session_id"].map(roles)
+        long["kind"] = kind
+        frames.append(long.dropna(subset=["role", "value"]))
+    if not frames:
+        return None
+    return pd.concat(frames, ignore_index=True)
+
+
+def _tsv(
+    staging: Path, kind: str, table: pd.DataFrame, units: dict[str, str] | None = None
+) -> list[Path]:
+    """Write a group table and its sidecar describing every column."""
     name = GROUP_FILES[kind]
     write_tsv(staging / name, table)
-    return Path(name)
+    write_json(staging / sidecar_name(name), group_table_sidecar(kind, list(table.columns), units))
+    return [Path(name), Path(sidecar_name(name))]

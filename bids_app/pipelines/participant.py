@@ -35,7 +35,7 @@ from bids_app.config import Config, QcPolicy
 from bids_app.errors import EXIT_FAILURE, EXIT_OK, ValidationError
 from bids_app.log import setup_logging
 from bids_app.outputs.io import write_json, write_tsv
-from bids_app.outputs.names import logs_dir, summary_path
+from bids_app.outputs.names import logs_dir, report_name, summary_path
 from bids_app.outputs.sidecars import write_dataset_description
 from bids_app.pipelines.executor import map_tasks
 from bids_app.pipelines.participant_run import ParticipantOutcome, process_participant
@@ -116,6 +116,9 @@ def run_participant_level(config: Config) -> int:
             summary_path(config.output_dir),
         )
     if failed:
+        reports = published_reports(config.output_dir, outcomes)
+        if reports:
+            LOGGER.info("Participant reports: %s", ", ".join(str(p) for p in reports))
         LOGGER.error(
             "%d of %d participant(s) failed: %s (details in %s)",
             len(failed),
@@ -124,7 +127,11 @@ def run_participant_level(config: Config) -> int:
             summary_path(config.output_dir),
         )
         return EXIT_FAILURE
-    LOGGER.info("Participant level finished; outputs in %s", config.output_dir)
+    LOGGER.info(
+        "Participant level finished; outputs in %s; reports: %s",
+        config.output_dir,
+        ", ".join(str(p) for p in published_reports(config.output_dir, outcomes)) or "none",
+    )
     return EXIT_OK
 
 
@@ -157,6 +164,12 @@ def apply_qc_policy(outcome: ParticipantOutcome, policy: QcPolicy) -> Participan
     )
     LOGGER.error("sub-%s: %s", outcome.participant_id, message)
     return replace(outcome, status="failed", message=message)
+
+
+def published_reports(output_dir: Path, outcomes: list[ParticipantOutcome]) -> list[Path]:
+    """The participant reports present in OUTPUT_DIR for this run's participants."""
+    paths = (output_dir / report_name(o.participant_id) for o in outcomes)
+    return [p for p in paths if p.is_file()]
 
 
 def _run_task(task: _Task) -> ParticipantOutcome:

@@ -47,10 +47,15 @@ from bids_app.outputs.manifest import (
 )
 from bids_app.outputs.names import ROLES, Space, logs_dir, report_name
 from bids_app.outputs.publish import publish
+from bids_app.outputs.sidecars import FIT_STATUS_FAILED
 from bids_app.pipelines.common import RESOLUTION_MM, load_atlas, now_iso, provenance
 from bids_app.pipelines.crash import failure_stage, record_failure
-from bids_app.pipelines.participant_outputs import participant_report, write_session_outputs
-from bids_app.pipelines.qc import participant_qc
+from bids_app.pipelines.participant_outputs import (
+    participant_report,
+    write_preproc_outputs,
+    write_session_outputs,
+)
+from bids_app.pipelines.qc import fit_checks, participant_qc
 from bids_app.pipelines.session_model import (
     SessionFit,
     SessionK2Prime,
@@ -126,7 +131,7 @@ def process_participant(
     log_file = logs_dir(config.output_dir) / f"sub-{subject}_{run_id}.log"
     start = time.perf_counter()
     runner: StageRunner | None = None  # names the failed stage in a crash file
-    with log_to_file(log_file, config.verbosity):
+    with log_to_file(log_file, config.verbosity, participant=f"sub-{subject}"):
         try:
             inputs = input_hashes(participant, config)
             options = config.participant_options()
@@ -382,9 +387,30 @@ def _process(
     scans = {"baseline": participant.baseline, "challenge": participant.challenge}
     sessions = tuple(scan.session for scan in scans.values())
 
+    template_img = load_template(RESOLUTION_MM)
+    space = Space(TEMPLATE_NAME, RESOLUTION_MM)
+    staging = config.work_dir / f"sub-{subject}" / "staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    norm: Normalisation = runner.result("normalisation")
+    coreg: NDArray[np.float64] = runner.result("coregistration")
+    preproc: dict[str, dict[str, Path]] = {}
     results: dict[str, tuple[MotionEstimate, SessionTacs, SessionK2Prime, SessionFit]] = {}
     for role in ROLES:
         fit = runner.result(f"fit:{role}")
+        if config.write_preproc:  # the resampled frames are not kept: write them now
+            preproc[role] = write_preproc_outputs(
+                staging,
+                scans[role],
+                role,
+                runner.result(f"resample:{role}"),
+                runner.result(f"motion:{role}"),
+                coreg if role == "challenge" else None,
+                norm,
+                space,
+                template_img.affine,
+            )
         runner.forget(f"resample:{role}")
         results[role] = (
             runner.result(f"motion:{role}"),
@@ -392,22 +418,30 @@ def _process(
             runner.result("k2prime")[role],
             fit,
         )
-    norm: Normalisation = runner.result("normalisation")
-    qc = participant_qc({role: (scans[role].session, results[role][0]) for role in ROLES}, norm)
+    qc = QcVerdict.combine(
+        [
+            participant_qc(
+                {role: (scans[role].session, results[role][0]) for role in ROLES}, norm
+            ),
+            *(
+                fit_checks(
+                    scans[role].session,
+                    int(np.count_nonzero(results[role][3].fit_status)),
+                    int(np.count_nonzero(results[role][3].fit_status == FIT_STATUS_FAILED)),
+                )
+                for role in ROLES
+            ),
+        ]
+    )
     if qc.status != "pass":
         LOGGER.warning("sub-%s: QC %s", subject, qc.summary())
 
-    template_img = load_template(RESOLUTION_MM)
     atlas = load_atlas(config, template_img)
-    space = Space(TEMPLATE_NAME, RESOLUTION_MM)
-    staging = config.work_dir / f"sub-{subject}" / "staging"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
     index = {
         role: write_session_outputs(
             staging, scans[role], *results[role], space, template_img.affine, atlas, config
         )
+        | preproc.get(role, {})
         for role in ROLES
     }
     written = [path for files in index.values() for path in files.values()]
@@ -456,6 +490,7 @@ def _process(
             outputs,
             provenance(config, started),
             qc,
+            coreg,
         )
         write_text(report_path, render_participant(report))
     except Exception as exc:  # the maps are published; the report failure is reported

@@ -121,3 +121,29 @@ def participant_qc(
         checks += motion_checks(session, motion)
     checks += normalisation_checks(norm)
     return QcVerdict(tuple(checks))
+
+
+#: Share of the fitted voxels whose SRTM2 fit failed (%): warn, fail.
+FIT_FAILED_PCT = (1.0, 5.0)
+FIT_FAILED_REASON = (
+    "a failed voxel is NaN in the maps and drops out of the group's search volume, which keeps "
+    "only voxels every participant has; more than a few percent usually means a noisy, "
+    "truncated or mis-registered session"
+)
+
+
+def fit_checks(session: str, n_fitted: int, n_failed: int) -> list[QcCheck]:
+    """Share of failed voxelwise fits of one session (NaN when nothing was fitted)."""
+    share = 100.0 * n_failed / n_fitted if n_fitted > 0 else float("nan")
+    return [
+        QcCheck(
+            "fit_failed_pct",
+            "voxel fits failed",
+            f"ses-{session}",
+            share,
+            "%",
+            *FIT_FAILED_PCT,
+            "above",
+            FIT_FAILED_REASON,
+        )
+    ]

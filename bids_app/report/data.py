@@ -24,6 +24,7 @@ __all__ = [
     "GroupReport",
     "ParticipantReport",
     "Provenance",
+    "RegistrationCheck",
     "SessionReport",
 ]
 
@@ -100,7 +101,8 @@ class SessionReport:
         Voxels fitted, voxels whose fit failed (NaN), voxels whose best basis function sat at the
         edge of the k2a range.
     registration_quality : dict of str to float
-        Registration metrics (e.g. mutual information, Dice with the template brain mask).
+        Registration metrics of this session's normalised mean PET (e.g. its correlation with
+        the template, Dice with the template brain mask).
     warnings : list of str
         Session-level warnings.
     tac_units : str, optional
@@ -110,6 +112,10 @@ class SessionReport:
     t1w_mni : (X, Y, Z) ndarray or None, optional
         The participant's T1w in MNI space, when PET→T1w→MNI normalisation was used; the
         registration panel then also shows PET edges on it.
+    injection : dict of str to (float, str), optional
+        What was injected, from the PET sidecar: label (``"injected radioactivity"``,
+        ``"injected mass"``, ``"molar activity"``) -> (value, unit). NaN values are shown as
+        not recorded.
     """
 
     session: str
@@ -138,6 +144,38 @@ class SessionReport:
     tac_units: str = "kBq/mL"
     reference_roi: str = "cerebellum"
     t1w_mni: NDArray[np.float64] | None = None
+    injection: dict[str, tuple[float, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class RegistrationCheck:
+    """One registration shown before and after, with the edges of its target.
+
+    Parameters
+    ----------
+    name : str
+        What was registered (``"normalisation to MNI152NLin2009aSym"``).
+    before : (X, Y, Z) ndarray
+        The moving image on the target grid with the header geometry only (no registration).
+    after : (X, Y, Z) ndarray
+        The moving image on the target grid after the registration.
+    target : (X, Y, Z) ndarray
+        The target image whose edges are drawn on both (template, baseline mean PET).
+    affine : (4, 4) ndarray
+        Voxel -> mm affine of the target grid.
+    target_label : str
+        Name of the target in the legend (``"template edges"``).
+    caption : str
+        What to look for.
+    """
+
+    name: str
+    before: NDArray[np.float64]
+    after: NDArray[np.float64]
+    target: NDArray[np.float64]
+    affine: NDArray[np.float64]
+    target_label: str
+    caption: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,6 +202,8 @@ class ParticipantReport:
         Version, command line, configuration, software versions, timestamps.
     qc : QcVerdict
         Quality-control checks and their verdict (none by default).
+    registrations : list of RegistrationCheck
+        Before/after views of the registrations (normalisation, challenge -> baseline).
     """
 
     participant_id: str
@@ -176,6 +216,7 @@ class ParticipantReport:
     errors: list[str]
     provenance: Provenance
     qc: QcVerdict = field(default_factory=lambda: QcVerdict(()))
+    registrations: list[RegistrationCheck] = field(default_factory=list)
 
 
 @dataclass(frozen=True, eq=False)
@@ -245,6 +286,24 @@ class GroupReport:
         Group-level warnings.
     provenance : Provenance
         Version, command line, configuration, software versions, timestamps.
+    qc_checks : DataFrame or None
+        Long table of every participant's QC measurements: ``participant_id``, ``key``,
+        ``label``, ``scope`` (``participant`` or ``ses-<label>``), ``value``, ``unit``,
+        ``warn``, ``fail`` (NaN: no such threshold), ``bad`` (``above``/``below``) and
+        ``status`` (``pass``/``warn``/``fail``, or ``info`` for values without thresholds).
+    participant_status : DataFrame or None
+        One row per participant found: ``participant_id``, ``included`` (bool), ``reason``
+        (why excluded, else empty), ``qc`` (overall QC status) and ``report`` (relative link to
+        the participant report, empty when there is none).
+    cluster_peaks : DataFrame or None
+        The ``cluster_peaks.tsv`` table.
+    net_change_stats : DataFrame or None
+        The ``net_change_stats.tsv`` table; definitions in
+        ``parameters["net_change_estimators"]``.
+    behavior_data : DataFrame or None
+        Long phenotype table for time courses: ``participant_id``, ``role``
+        (``baseline``/``challenge``), ``time_min``, ``measure``, ``value``, ``kind``
+        (``subjective``/``physiology``).
     """
 
     participants: list[str]
@@ -262,3 +321,8 @@ class GroupReport:
     aversion_explained_variance: float | None
     warnings: list[str]
     provenance: Provenance
+    qc_checks: pd.DataFrame | None = None
+    participant_status: pd.DataFrame | None = None
+    cluster_peaks: pd.DataFrame | None = None
+    net_change_stats: pd.DataFrame | None = None
+    behavior_data: pd.DataFrame | None = None

@@ -28,6 +28,7 @@ from typing import Literal
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
@@ -35,26 +36,32 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import StrMethodFormatter
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 from numpy.typing import NDArray
 from PIL import Image
-from scipy import ndimage
 
 from bids_app.errors import InputError
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "CHANGE_COLOURS",
     "MAX_DPI",
     "MAX_PNG_WIDTH_PX",
+    "SESSION_COLOURS",
+    "StripSpec",
+    "behaviour_svg",
     "borrowed_frames",
+    "distinct_series",
+    "edge_levels",
     "format_p",
     "map_slices_png",
-    "mip_png",
     "motion_svg",
-    "overlay_png",
     "paired_plot_svg",
+    "reference_tacs_svg",
     "scatter_svg",
+    "strip_plot_svg",
     "tac_fit_svg",
 ]
 
@@ -63,8 +70,14 @@ MAX_DPI = 100
 MAX_PNG_WIDTH_PX = 1400
 """Upper bound on the width of every PNG (pixels)."""
 
-_FIG_WIDTH_IN = 12.0
+#: Width of the brain-image PNGs, inches: at :data:`MAX_DPI` about 900 px, the width of a
+#: report's content column at a 1024 px window, so the PNGs are shown unscaled and their
+#: 11 pt labels stay at least 11 px high.
+FIG_WIDTH_IN = 9.2
+#: Width of the line plots (SVG), inches; shown at most at their natural size (4/3 px per pt).
+LINE_WIDTH_IN = 8.4
 _SVG_SALT = "bids_app-report"
+#: Ten well-separated colours for curves of different ROIs (no grey: grey is the reference).
 _PALETTE = (
     "#1f77b4",
     "#d95f02",
@@ -74,24 +87,30 @@ _PALETTE = (
     "#66a61e",
     "#a6761d",
     "#e6ab02",
+    "#17becf",
+    "#8c564b",
 )
 _REFERENCE_COLOUR = "#555555"
-_CONTOUR_COLOURS = ("#ff3b3b", "#36d1ff", "#ffd23f", "#7CFC00", "#ff8cf0", "#ffa64d", "#b28dff")
+#: One colour meaning in every figure of both reports.
+SESSION_COLOURS = {"baseline": "#555555", "challenge": "#e08214"}
+"""Sessions: grey = baseline, orange = challenge."""
+CHANGE_COLOURS = {"decrease": "#2166ac", "increase": "#b2182b"}
+"""Changes (challenge - baseline): blue = lower under the challenge, red = higher (as RdBu_r)."""
 _STYLE = {
     "font.family": "sans-serif",
     "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"],
-    "font.size": 9.0,
-    "axes.titlesize": 10.0,
-    "axes.labelsize": 9.0,
+    "font.size": 10.0,
+    "axes.titlesize": 11.0,
+    "axes.labelsize": 10.0,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
     "grid.color": "#e3e6ea",
     "grid.linewidth": 0.6,
     "legend.frameon": False,
-    "legend.fontsize": 8.0,
-    "xtick.labelsize": 8.0,
-    "ytick.labelsize": 8.0,
+    "legend.fontsize": 9.0,
+    "xtick.labelsize": 9.0,
+    "ytick.labelsize": 9.0,
     "svg.hashsalt": _SVG_SALT,
     "svg.fonttype": "none",
     "path.simplify": True,
@@ -201,12 +220,10 @@ def _uniquify_svg_ids(svg: str) -> str:
 
 
 def format_p(p: float | None) -> str:
-    """Format a p value for titles and tables (``"p = 0.012"``, ``"p < 0.001"``, ``"p = n/a"``)."""
+    """Format a p value with 2 significant digits (``"p = 0.012"``, ``"p = 3.1e-05"``)."""
     if p is None or not np.isfinite(p):
         return "p = n/a"
-    if p < 0.001:
-        return "p < 0.001"
-    return f"p = {p:.3f}"
+    return f"p = {p:.2g}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,7 +372,7 @@ def _otsu_threshold(values: NDArray[np.float64], bins: int = 256) -> float:
     return float(centres[int(np.argmax(between[:-1]))]) if bins > 1 else float(centres[0])
 
 
-def _edge_levels(volume: NDArray[np.floating]) -> list[float]:
+def edge_levels(volume: NDArray[np.floating]) -> list[float]:
     """Two contour levels of an image: its outer edge and its main internal boundary.
 
     Otsu's threshold of the positive voxels separates tissue from background (outer edge); a
@@ -378,23 +395,12 @@ def _edge_levels(volume: NDArray[np.floating]) -> list[float]:
 # Orthogonal slices (PNG)
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class _Layer:
-    """One contour set drawn on a panel."""
-
-    name: str
-    volume: NDArray[np.floating]
-    levels: tuple[float, ...]
-    colour: str
-
-
-@dataclass(frozen=True)
 class _Row:
     """One row of three orthogonal panels (RAS volumes)."""
 
     label: str
     background: NDArray[np.floating]
     overlay: NDArray[np.floating] | None = None
-    contours: tuple[_Layer, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -424,26 +430,6 @@ def _masked_overlay(overlay: NDArray[np.floating], threshold: float | None) -> n
     return np.ma.masked_array(np.nan_to_num(values), mask=hide)
 
 
-def _draw_contours(ax: Axes, grid: _Grid, view: View, index: int, layer: _Layer) -> None:
-    """Draw the contours of one layer on a panel (skipped where the slice is flat)."""
-    plane = np.asarray(_take(layer.volume, view, index), dtype=float)
-    plane = np.nan_to_num(plane, nan=0.0)
-    if plane.size == 0:
-        return
-    levels = [lv for lv in layer.levels if plane.min() < lv < plane.max()]
-    if not levels:
-        return
-    h, v = _axes_of(view)
-    ax.contour(
-        grid.centres(h),
-        grid.centres(v),
-        plane,
-        levels=levels,
-        colors=[layer.colour],
-        linewidths=0.9,
-    )
-
-
 def _draw_panel(
     ax: Axes,
     grid: _Grid,
@@ -452,7 +438,7 @@ def _draw_panel(
     row: _Row,
     colour: _Colour | None,
 ) -> None:
-    """Draw background, overlay and contours of one slice, with its coordinate."""
+    """Draw background and overlay of one slice, with its coordinate."""
     extent = _extent(grid, view)
     bg_lo, bg_hi = _robust_limits(row.background)
     bg = np.nan_to_num(np.asarray(_take(row.background, view, index), dtype=float), nan=bg_lo)
@@ -477,8 +463,6 @@ def _draw_panel(
             interpolation="nearest",
             alpha=colour.alpha,
         )
-    for layer in row.contours:
-        _draw_contours(ax, grid, view, index, layer)
     axis = {"x": 0, "y": 1, "z": 2}[view]
     ax.text(
         0.03,
@@ -486,18 +470,18 @@ def _draw_panel(
         f"{view} = {grid.coord(axis, index):.0f}",
         transform=ax.transAxes,
         color="white",
-        fontsize=9,
+        fontsize=11,
         va="bottom",
     )
     if view in ("y", "z"):
-        ax.text(0.03, 0.97, "L", transform=ax.transAxes, color="white", fontsize=9, va="top")
+        ax.text(0.03, 0.97, "L", transform=ax.transAxes, color="white", fontsize=11, va="top")
         ax.text(
             0.97,
             0.97,
             "R",
             transform=ax.transAxes,
             color="white",
-            fontsize=9,
+            fontsize=11,
             va="top",
             ha="right",
         )
@@ -512,7 +496,6 @@ def _ortho_figure(
     cut_index: tuple[int, int, int],
     colour: _Colour | None = None,
     title: str = "",
-    legend: Sequence[tuple[str, str]] = (),
 ) -> str:
     """Lay out ``rows`` x 3 orthogonal panels on a black canvas and encode as PNG."""
     ratios = _panel_ratios(grid)
@@ -520,47 +503,36 @@ def _ortho_figure(
     cbar_w = 0.9 if colour is not None else 0.05
     gap = 0.05
     top_h = 0.35 if title else 0.05
-    bottom_h = 0.3 if legend else 0.05
-    row_h = (_FIG_WIDTH_IN - label_w - cbar_w - 2 * gap) / sum(ratios)
+    bottom_h = 0.05
+    row_h = (FIG_WIDTH_IN - label_w - cbar_w - 2 * gap) / sum(ratios)
     fig_h = top_h + bottom_h + row_h * len(rows) + gap * (len(rows) - 1)
-    fig = Figure(figsize=(_FIG_WIDTH_IN, fig_h), facecolor="black")
+    fig = Figure(figsize=(FIG_WIDTH_IN, fig_h), facecolor="black")
     for r, row in enumerate(rows):
         bottom = fig_h - top_h - (r + 1) * row_h - r * gap
         left = label_w
         for view, ratio, index in zip(_VIEWS, ratios, cut_index, strict=True):
             width = ratio * row_h
             ax = fig.add_axes(
-                (left / _FIG_WIDTH_IN, bottom / fig_h, width / _FIG_WIDTH_IN, row_h / fig_h)
+                (left / FIG_WIDTH_IN, bottom / fig_h, width / FIG_WIDTH_IN, row_h / fig_h)
             )
             ax.set_facecolor("black")
             _draw_panel(ax, grid, view, index, row, colour)
             left += width + gap / 2
         if row.label:
             fig.text(
-                0.5 * label_w / _FIG_WIDTH_IN,
+                0.5 * label_w / FIG_WIDTH_IN,
                 (bottom + row_h / 2) / fig_h,
                 row.label,
                 color="white",
                 rotation=90,
                 ha="center",
                 va="center",
-                fontsize=10,
+                fontsize=11,
             )
     if colour is not None:
         _add_colourbar(fig, colour, fig_h, top_h, bottom_h)
     if title:
-        fig.text(0.01, 1 - 0.5 * top_h / fig_h, title, color="white", fontsize=11, va="center")
-    if legend:
-        handles = [Line2D([0], [0], color=c, lw=2, label=n) for n, c in legend]
-        fig.legend(
-            handles=handles,
-            loc="lower center",
-            ncol=min(len(handles), 7),
-            frameon=False,
-            labelcolor="white",
-            fontsize=9,
-            bbox_to_anchor=(0.5, 0.0),
-        )
+        fig.text(0.01, 1 - 0.5 * top_h / fig_h, title, color="white", fontsize=12, va="center")
     return _png_data_uri(fig)
 
 
@@ -572,14 +544,14 @@ def _add_colourbar(
     height = min(span * 0.8, 3.0)
     bottom = bottom_h + (span - height) / 2
     cax = fig.add_axes(
-        (1 - 0.6 / _FIG_WIDTH_IN, bottom / fig_h, 0.15 / _FIG_WIDTH_IN, height / fig_h)
+        (1 - 0.6 / FIG_WIDTH_IN, bottom / fig_h, 0.15 / FIG_WIDTH_IN, height / fig_h)
     )
     mappable = ScalarMappable(norm=Normalize(colour.vmin, colour.vmax), cmap=colour.cmap)
     bar = fig.colorbar(mappable, cax=cax)
     bar.outline.set_edgecolor("white")
-    bar.ax.tick_params(colors="white", labelsize=8)
+    bar.ax.tick_params(colors="white", labelsize=10)
     if colour.label:
-        bar.ax.set_title(colour.label, color="white", fontsize=9, loc="left")
+        bar.ax.set_title(colour.label, color="white", fontsize=11, loc="left")
 
 
 def _cut_indices(
@@ -596,105 +568,6 @@ def _cut_indices(
         grid.index(1, float(cut_coords_mm[1])),
         grid.index(2, float(cut_coords_mm[2])),
     )
-
-
-def _contour_layers(
-    contours: Mapping[str, NDArray[np.generic]] | None,
-    grid: _Grid,
-    reference: NDArray[np.generic],
-) -> tuple[_Layer, ...]:
-    """Turn named volumes into contour layers (masks at 0.5, images at two edge levels)."""
-    layers = []
-    for k, (name, volume) in enumerate((contours or {}).items()):
-        _check_same_shape(reference, f"contour {name!r}", volume)
-        vol = np.asarray(volume)
-        if vol.dtype == bool or np.isin(vol[np.isfinite(vol)], (0, 1)).all():
-            levels: tuple[float, ...] = (0.5,)
-        else:
-            levels = tuple(_edge_levels(vol))
-            # A light blur turns voxel staircases and noise into smooth edge lines.
-            vol = ndimage.gaussian_filter(np.nan_to_num(vol.astype(float)), sigma=0.8)
-        layers.append(
-            _Layer(
-                name=name,
-                volume=grid.reorient(vol.astype(float)),
-                levels=levels,
-                colour=_CONTOUR_COLOURS[k % len(_CONTOUR_COLOURS)],
-            )
-        )
-    return tuple(layers)
-
-
-def overlay_png(
-    background: NDArray[np.floating],
-    affine: NDArray[np.float64],
-    overlay: NDArray[np.floating] | None = None,
-    contours: Mapping[str, NDArray[np.generic]] | None = None,
-    cut_coords_mm: Sequence[float] | None = None,
-    *,
-    cmap: str = "inferno",
-    vmin: float | None = None,
-    vmax: float | None = None,
-    threshold: float | None = None,
-    colourbar_label: str = "",
-    title: str = "",
-) -> str:
-    """Three orthogonal slices of a background with an optional colour overlay and contours.
-
-    Parameters
-    ----------
-    background : (X, Y, Z) ndarray
-        Grey-scale image (e.g. the mean PET in MNI space, or the template).
-    affine : (4, 4) ndarray
-        Voxel -> mm affine shared by every volume.
-    overlay : (X, Y, Z) ndarray, optional
-        Colour overlay; NaN voxels (and ``|value| < threshold``) are transparent.
-    contours : dict of str to (X, Y, Z) ndarray, optional
-        Named volumes drawn as coloured contours: boolean/0-1 masks at 0.5, other images at two
-        edge levels (outer edge and grey/white boundary). Empty masks draw nothing.
-    cut_coords_mm : (3,) sequence of float, optional
-        Cut position (x, y, z) in mm; by default the centre of mass of the contours (or of the
-        background when there are no contours).
-    cmap, vmin, vmax, threshold, colourbar_label : optional
-        Overlay colour scale; limits default to robust percentiles of the overlay.
-    title : str, optional
-        Title drawn above the panels.
-
-    Returns
-    -------
-    str
-        ``data:image/png;base64,...`` at most :data:`MAX_PNG_WIDTH_PX` wide.
-    """
-    background = np.asarray(background, dtype=float)
-    grid = _make_grid(background.shape, affine)
-    layers = _contour_layers(contours, grid, background)
-    bg = grid.reorient(background)
-    colour = None
-    ov = None
-    if overlay is not None:
-        _check_same_shape(background, "overlay", overlay)
-        ov = grid.reorient(np.asarray(overlay, dtype=float))
-        lo, hi = _robust_limits(ov)
-        colour = _Colour(
-            cmap=cmap,
-            vmin=lo if vmin is None else float(vmin),
-            vmax=hi if vmax is None else float(vmax),
-            threshold=threshold,
-            label=colourbar_label,
-        )
-    if cut_coords_mm is None and layers:
-        union = np.zeros(bg.shape)
-        for layer in layers:
-            if layer.levels == (0.5,):
-                union += np.nan_to_num(layer.volume) > 0.5
-        focus = union if union.any() else bg
-    else:
-        focus = bg
-    cut = _cut_indices(grid, cut_coords_mm, focus)
-    row = _Row(label="", background=bg, overlay=ov, contours=layers)
-    legend = [(layer.name, layer.colour) for layer in layers]
-    with _style():
-        return _ortho_figure([row], grid, cut, colour=colour, title=title, legend=legend)
 
 
 def map_slices_png(
@@ -758,155 +631,6 @@ def map_slices_png(
 
 
 # --------------------------------------------------------------------------------------------
-# Maximum-intensity projections (PNG)
-# --------------------------------------------------------------------------------------------
-def _signed_mip(volume: NDArray[np.floating], axis: int) -> NDArray[np.float64]:
-    """Project the value of largest magnitude along ``axis``, keeping its sign (NaN -> 0)."""
-    values = np.nan_to_num(np.asarray(volume, dtype=float))
-    idx = np.expand_dims(np.abs(values).argmax(axis=axis), axis)
-    return np.take_along_axis(values, idx, axis=axis).squeeze(axis)
-
-
-def mip_png(
-    stat_map: NDArray[np.floating],
-    affine: NDArray[np.float64],
-    threshold: float,
-    cluster_labels: NDArray[np.integer] | None = None,
-    background: NDArray[np.floating] | None = None,
-    *,
-    vmax: float | None = None,
-    title: str = "",
-    colourbar_label: str = "t",
-) -> str:
-    """Glass-brain-like maximum-intensity projections of a statistic map in three views.
-
-    Parameters
-    ----------
-    stat_map : (X, Y, Z) ndarray
-        Signed statistic (e.g. paired t, challenge - baseline); NaN outside the mask.
-    affine : (4, 4) ndarray
-        Voxel -> mm affine.
-    threshold : float
-        Only voxels with ``|stat| >= threshold`` are drawn.
-    cluster_labels : (X, Y, Z) int ndarray, optional
-        If given, only voxels with a label > 0 are drawn.
-    background : (X, Y, Z) ndarray, optional
-        Template whose projected outline frames the glass brain; by default the outline of the
-        finite part of ``stat_map``.
-    vmax : float, optional
-        Symmetric colour limit; default ``max |stat|`` shown (at least ``1.5 * threshold``).
-    title, colourbar_label : str, optional
-        Figure title and colour-bar label.
-
-    Returns
-    -------
-    str
-        ``data:image/png;base64,...``.
-    """
-    stat = np.asarray(stat_map, dtype=float)
-    grid = _make_grid(stat.shape, affine)
-    ras = grid.reorient(stat)
-    keep = np.isfinite(ras) & (np.abs(np.nan_to_num(ras)) >= threshold)
-    if cluster_labels is not None:
-        _check_same_shape(stat, "cluster_labels", cluster_labels)
-        keep &= grid.reorient(np.asarray(cluster_labels)) > 0
-    shown = np.where(keep, ras, 0.0)
-    if background is not None:
-        _check_same_shape(stat, "background", background)
-        bg = np.nan_to_num(grid.reorient(np.asarray(background, dtype=float)))
-        levels = _edge_levels(bg)
-        brain = bg > (levels[0] if levels else 0.0)
-    else:
-        brain = np.isfinite(ras)
-    peak = float(np.abs(shown).max()) if keep.any() else 0.0
-    limit = float(vmax) if vmax is not None else max(peak, 1.5 * float(threshold), 1e-6)
-    ratios = _panel_ratios(grid)
-    cbar_w, top_h = 0.9, (0.35 if title else 0.1)
-    row_h = (_FIG_WIDTH_IN - cbar_w - 0.3) / sum(ratios)
-    fig_h = row_h + top_h + 0.1
-    with _style():
-        fig = Figure(figsize=(_FIG_WIDTH_IN, fig_h), facecolor="white")
-        left = 0.1
-        for view, ratio in zip(_VIEWS, ratios, strict=True):
-            axis = {"x": 0, "y": 1, "z": 2}[view]
-            ax = fig.add_axes(
-                (left / _FIG_WIDTH_IN, 0.1 / fig_h, ratio * row_h / _FIG_WIDTH_IN, row_h / fig_h)
-            )
-            _draw_mip_panel(ax, grid, view, brain.any(axis=axis), _signed_mip(shown, axis), limit)
-            left += ratio * row_h + 0.05
-        colour = _Colour(cmap="RdBu_r", vmin=-limit, vmax=limit, label=colourbar_label)
-        cax = fig.add_axes(
-            (1 - 0.6 / _FIG_WIDTH_IN, 0.2 / fig_h, 0.15 / _FIG_WIDTH_IN, (row_h * 0.8) / fig_h)
-        )
-        bar = fig.colorbar(
-            ScalarMappable(norm=Normalize(colour.vmin, colour.vmax), cmap=colour.cmap), cax=cax
-        )
-        bar.ax.set_title(colourbar_label, fontsize=9, loc="left")
-        if title:
-            fig.text(0.01, 1 - 0.5 * top_h / fig_h, title, fontsize=11, va="center")
-        return _png_data_uri(fig)
-
-
-def _draw_mip_panel(
-    ax: Axes,
-    grid: _Grid,
-    view: View,
-    brain_proj: NDArray[np.bool_],
-    stat_proj: NDArray[np.float64],
-    limit: float,
-) -> None:
-    """Draw one projection: pale brain silhouette, outline, supra-threshold statistic."""
-    extent = _extent(grid, view)
-    silhouette = np.asarray(brain_proj, dtype=float).T
-    ax.imshow(
-        np.ma.masked_equal(silhouette, 0.0),
-        cmap="Greys",
-        vmin=0,
-        vmax=8,
-        origin="lower",
-        extent=extent,
-        interpolation="nearest",
-    )
-    if 0 < silhouette.mean() < 1:
-        h, v = _axes_of(view)
-        ax.contour(
-            grid.centres(h),
-            grid.centres(v),
-            silhouette,
-            levels=[0.5],
-            colors=["#8a8f98"],
-            linewidths=0.8,
-        )
-    plane = stat_proj.T
-    ax.imshow(
-        np.ma.masked_equal(plane, 0.0),
-        cmap="RdBu_r",
-        vmin=-limit,
-        vmax=limit,
-        origin="lower",
-        extent=extent,
-        interpolation="nearest",
-    )
-    names = {"x": "sagittal", "y": "coronal", "z": "axial"}
-    ax.text(0.02, 0.02, names[view], transform=ax.transAxes, fontsize=8, color="#555555")
-    if view in ("y", "z"):
-        ax.text(0.02, 0.98, "L", transform=ax.transAxes, fontsize=9, va="top", color="#555555")
-        ax.text(
-            0.98,
-            0.98,
-            "R",
-            transform=ax.transAxes,
-            fontsize=9,
-            va="top",
-            ha="right",
-            color="#555555",
-        )
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
-    ax.set_axis_off()
-
-
-# --------------------------------------------------------------------------------------------
 # Line plots (SVG)
 # --------------------------------------------------------------------------------------------
 def borrowed_frames(confounds: pd.DataFrame) -> NDArray[np.bool_]:
@@ -921,6 +645,7 @@ def motion_svg(
     confounds: pd.DataFrame,
     time_mid_min: NDArray[np.float64] | None = None,
     title: str = "",
+    fd_thresholds_mm: tuple[float | None, float | None] = (None, None),
 ) -> str:
     """Motion traces: translations (mm), rotations (degrees) and framewise displacement (mm).
 
@@ -934,6 +659,8 @@ def motion_svg(
         Frame mid-times for the x axis; frame numbers when omitted.
     title : str, optional
         Figure title.
+    fd_thresholds_mm : (float or None, float or None), optional
+        Warn and fail thresholds of the maximum FD (mm), drawn as amber and red lines.
 
     Returns
     -------
@@ -964,33 +691,45 @@ def motion_svg(
     borrowed = borrowed_frames(confounds)
     half = _half_widths(x)
     with _style():
-        fig = Figure(figsize=(8.0, 1.55 * len(panels) + 0.7), facecolor="white")
+        fig = Figure(figsize=(LINE_WIDTH_IN, 1.7 * len(panels) + 0.8), facecolor="white")
         axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
         for ax, (ylabel, series) in zip(axes, panels, strict=True):
             for k, (name, values) in enumerate(series.items()):
                 colour = _PALETTE[k % 3] if name != "framewise_displacement" else "#333333"
-                ax.plot(x, values, color=colour, lw=1.3, marker="o", ms=2.5, label=name)
+                ax.plot(x, values, color=colour, lw=1.3, marker="o", ms=3, label=name)
             for i in np.flatnonzero(borrowed):
                 ax.axvspan(x[i] - half[i], x[i] + half[i], color="#f4b400", alpha=0.25, lw=0)
+            if ylabel.startswith("FD"):
+                _threshold_lines(ax, fd_thresholds_mm, "mm")
             ax.set_ylabel(ylabel)
-            if len(series) > 1:
-                ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7.5)
-        if borrowed.any():
-            axes[0].legend(
-                handles=[
-                    *axes[0].get_legend_handles_labels()[0],
-                    Patch(color="#f4b400", alpha=0.35, label="borrowed transform"),
-                ],
-                loc="upper left",
-                bbox_to_anchor=(1.0, 1.0),
-                fontsize=7.5,
-            )
+            handles, labels = ax.get_legend_handles_labels()
+            if ax is axes[0] and borrowed.any():
+                handles.append(Patch(color="#f4b400", alpha=0.35, label="borrowed transform"))
+                labels.append("borrowed transform")
+            if len(handles) > 1:
+                ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         axes[-1].set_xlabel(x_label)
         if title:
             axes[0].set_title(title, loc="left")
         fig.align_ylabels(axes)
         fig.tight_layout(h_pad=0.4)
         return _svg_text(fig, label=title or "motion parameters")
+
+
+def _threshold_lines(
+    ax: Axes, thresholds: tuple[float | None, float | None], unit: str, vertical: bool = False
+) -> None:
+    """Draw warn (amber, dashed) and fail (red, solid) thresholds with their values."""
+    for value, colour, style, name in zip(
+        thresholds, ("#c77c02", "#b42318"), ("--", "-"), ("warn", "fail"), strict=True
+    ):
+        if value is None or not np.isfinite(value):
+            continue
+        label = f"{name} {value:g} {unit}".strip()
+        if vertical:
+            ax.axvline(value, color=colour, ls=style, lw=1.1, label=label)
+        else:
+            ax.axhline(value, color=colour, ls=style, lw=1.1, label=label)
 
 
 def _half_widths(x: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -1003,6 +742,32 @@ def _half_widths(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return 0.5 * np.minimum(left, right)
 
 
+def distinct_series(
+    series: Mapping[str, NDArray[np.float64]],
+) -> tuple[dict[str, NDArray[np.float64]], dict[str, str]]:
+    """Drop curves identical to an earlier one (e.g. an ROI defined as another's voxels).
+
+    Returns
+    -------
+    kept : dict
+        The first of every group of identical curves, in input order.
+    aliases : dict
+        Dropped name -> the kept name it equals.
+    """
+    kept: dict[str, NDArray[np.float64]] = {}
+    aliases: dict[str, str] = {}
+    for name, values in series.items():
+        twin = next(
+            (k for k, v in kept.items() if v.shape == values.shape and np.array_equal(v, values)),
+            None,
+        )
+        if twin is None:
+            kept[name] = values
+        else:
+            aliases[name] = twin
+    return kept, aliases
+
+
 def tac_fit_svg(
     time_mid_min: NDArray[np.float64],
     tacs: Mapping[str, NDArray[np.float64]] | pd.DataFrame,
@@ -1010,8 +775,9 @@ def tac_fit_svg(
     reference: str = "cerebellum",
     units: str = "kBq/mL",
     title: str = "",
+    separate: Sequence[str] = ("carotid",),
 ) -> str:
-    """Measured TACs with the model fits (top) and the residuals (bottom).
+    """Measured TACs with the model fits, blood-like curves on their own axis, and residuals.
 
     Parameters
     ----------
@@ -1019,6 +785,7 @@ def tac_fit_svg(
         Frame mid-times.
     tacs : dict of str to (n_frames,) ndarray, or DataFrame
         Measured TACs per ROI (a DataFrame's ``frame_start``/``frame_end`` columns are ignored).
+        Curves identical to an earlier one are drawn once (named in the legend).
     fitted : dict of str to (n_frames,) ndarray
         Model TACs of the target ROIs (ROIs without a fit are drawn without residuals).
     reference : str, optional
@@ -1027,6 +794,9 @@ def tac_fit_svg(
         Activity units for the axis label.
     title : str, optional
         Figure title.
+    separate : sequence of str, optional
+        ROIs drawn on their own axis below the tissue curves: the carotid's early blood peak
+        is several times the tissue activity and would flatten every other curve.
 
     Returns
     -------
@@ -1046,46 +816,102 @@ def tac_fit_svg(
         if len(values) != t.size:
             msg = f"tac_fit_svg: {name!r} has {len(values)} values for {t.size} frames."
             raise InputError(msg)
+    series, aliases = distinct_series(series)
+    own_axis = [n for n in separate if n in series]
     order = [reference] if reference in series else []
-    order += [n for n in series if n != reference]
+    order += [n for n in series if n != reference and n not in own_axis]
+    colours = {name: _PALETTE[k % len(_PALETTE)] for k, name in enumerate(order[1:] + own_axis)}
+    heights = [2.6, *([1.2] if own_axis else []), 1.1]
     with _style():
-        fig = Figure(figsize=(8.0, 4.6), facecolor="white")
-        top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2.4, 1.0]})
-        k = 0
-        for name in order:
+        fig = Figure(figsize=(LINE_WIDTH_IN, 1.6 * len(heights) + 2.2), facecolor="white")
+        axes = fig.subplots(len(heights), 1, sharex=True, gridspec_kw={"height_ratios": heights})
+        top, residual_ax = axes[0], axes[-1]
+        for name in order + own_axis:
+            ax = axes[1] if name in own_axis else top
             measured = series[name]
+            label = name + "".join(f" = {a}" for a, twin in aliases.items() if twin == name)
             if name == reference:
-                top.plot(
+                ax.plot(
                     t,
                     measured,
                     color=_REFERENCE_COLOUR,
                     marker="s",
-                    ms=3.5,
-                    lw=0.8,
+                    ms=4,
+                    lw=0.9,
                     mfc="white",
-                    label=f"{name} (reference)",
+                    label=f"{label} (reference)",
                 )
                 continue
-            colour = _PALETTE[k % len(_PALETTE)]
-            k += 1
-            top.plot(t, measured, ls="none", marker="o", ms=3.5, color=colour, label=name)
+            colour = colours[name]
+            ax.plot(t, measured, ls="none", marker="o", ms=4, color=colour, label=label)
             if name in fitted:
                 model = np.asarray(fitted[name], dtype=float)
-                top.plot(t, model, color=colour, lw=1.5)
-                bottom.plot(t, measured - model, color=colour, marker="o", ms=2.5, lw=0.8)
-        bottom.axhline(0.0, color="#888888", lw=0.8)
-        top.set_ylabel(f"activity ({units})")
-        bottom.set_ylabel(f"residual ({units})")
-        bottom.set_xlabel("time since injection (min)")
-        handles, labels = top.get_legend_handles_labels()
+                ax.plot(t, model, color=colour, lw=1.5)
+                if name not in own_axis:  # a blood curve's residuals would dwarf the others
+                    residual_ax.plot(t, measured - model, color=colour, marker="o", ms=3, lw=0.8)
+        residual_ax.axhline(0.0, color="#888888", lw=0.8)
+        top.set_ylabel(f"tissue ({units})")
+        if own_axis:
+            axes[1].set_ylabel(f"{'/'.join(own_axis)} ({units})")
+        residual_ax.set_ylabel(f"tissue residual ({units})")
+        residual_ax.set_xlabel("time since injection (min)")
+        handles: list[Artist] = []
+        labels: list[str] = []
+        for ax in axes[:-1]:
+            h, lab = ax.get_legend_handles_labels()
+            handles += h
+            labels += lab
         handles.append(Line2D([0], [0], color="#444444", lw=1.5))
-        labels.append("SRTM2 fit")
-        top.legend(handles, labels, loc="upper right", ncol=2, fontsize=7.5)
+        labels.append("SRTM2 fit (lines)")
+        top.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         if title:
             top.set_title(title, loc="left")
-        fig.align_ylabels([top, bottom])
+        fig.align_ylabels(axes)
         fig.tight_layout(h_pad=0.3)
         return _svg_text(fig, label=title or "time-activity curves")
+
+
+def reference_tacs_svg(
+    curves: Mapping[str, tuple[NDArray[np.float64], NDArray[np.float64], str]],
+    units: str = "kBq/mL",
+    title: str = "",
+) -> str:
+    """The reference-region TAC of every session on one axis.
+
+    Parameters
+    ----------
+    curves : dict
+        Legend label -> (frame mid-times in min, reference TAC, role); the role
+        (``baseline``/``challenge``) picks the colour (:data:`SESSION_COLOURS`).
+    units : str, optional
+        Activity units.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    str
+        Inline ``<svg>`` text.
+    """
+    if not curves:
+        msg = "reference_tacs_svg needs at least one curve; got none."
+        raise InputError(msg)
+    with _style():
+        fig = Figure(figsize=(LINE_WIDTH_IN * 0.75, 3.4), facecolor="white")
+        ax = fig.subplots()
+        for label, (t, ref, role) in curves.items():
+            if len(t) != len(ref):
+                msg = f"reference_tacs_svg: {label!r} has {len(ref)} values for {len(t)} times."
+                raise InputError(msg)
+            colour = SESSION_COLOURS.get(role, _PALETTE[0])
+            ax.plot(t, ref, color=colour, marker="s", ms=4, lw=1.3, label=label)
+        ax.set_xlabel("time since injection (min)")
+        ax.set_ylabel(f"reference region ({units})")
+        ax.legend(loc="upper right")
+        if title:
+            ax.set_title(title, loc="left")
+        fig.tight_layout()
+        return _svg_text(fig, label=title or "reference-region TACs")
 
 
 def paired_plot_svg(
@@ -1094,8 +920,12 @@ def paired_plot_svg(
     rois: Sequence[str],
     title: str = "",
     labels: tuple[str, str] = ("baseline", "challenge"),
+    decimals: int = 3,
 ) -> str:
     """Paired plots: one panel per ROI, one line per participant from baseline to challenge.
+
+    Lines are blue when the participant's value is lower under the challenge and red when it is
+    higher (:data:`CHANGE_COLOURS`); black diamonds are the mean ± SD of each session.
 
     Parameters
     ----------
@@ -1109,6 +939,8 @@ def paired_plot_svg(
         Figure title.
     labels : (str, str), optional
         Tick labels of the two conditions.
+    decimals : int, optional
+        Decimals of the y tick labels.
 
     Returns
     -------
@@ -1127,27 +959,28 @@ def paired_plot_svg(
     ncols = min(len(rois), 4)
     nrows = int(np.ceil(len(rois) / ncols))
     with _style():
-        fig = Figure(figsize=(2.3 * ncols + 0.6, 2.7 * nrows + 0.4), facecolor="white")
+        fig = Figure(figsize=(2.1 * ncols + 0.7, 2.9 * nrows + 0.5), facecolor="white")
         axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
         for ax, roi in zip(axes, rois, strict=False):
             _paired_panel(ax, subset[subset["roi"] == roi], roi, labels)
+            ax.yaxis.set_major_formatter(StrMethodFormatter(f"{{x:.{decimals}f}}"))
         for ax in axes[len(rois) :]:
             ax.set_visible(False)
         axes[0].set_ylabel(measure)
         if title:
-            fig.suptitle(title, x=0.01, ha="left", fontsize=10)
+            fig.suptitle(title, x=0.01, ha="left", fontsize=11)
         fig.tight_layout()
         return _svg_text(fig, label=title or f"paired {measure} plots")
 
 
 def _paired_panel(ax: Axes, rows: pd.DataFrame, roi: str, labels: tuple[str, str]) -> None:
-    """One paired panel: grey participant lines, mean ± SD in colour."""
+    """One paired panel: participant lines coloured by direction, mean ± SD in black."""
     base = rows["baseline"].to_numpy(float)
     chal = rows["challenge"].to_numpy(float)
     ok = np.isfinite(base) & np.isfinite(chal)
     for b, c in zip(base[ok], chal[ok], strict=True):
-        colour = "#c0392b" if c < b else "#2471a3"
-        ax.plot([0, 1], [b, c], color=colour, alpha=0.55, lw=1.0, marker="o", ms=3)
+        colour = CHANGE_COLOURS["decrease"] if c < b else CHANGE_COLOURS["increase"]
+        ax.plot([0, 1], [b, c], color=colour, alpha=0.6, lw=1.0, marker="o", ms=3)
     if ok.any():
         means = [base[ok].mean(), chal[ok].mean()]
         sds = [base[ok].std(ddof=1), chal[ok].std(ddof=1)] if ok.sum() > 1 else [0.0, 0.0]
@@ -1158,7 +991,7 @@ def _paired_panel(ax: Axes, rows: pd.DataFrame, roi: str, labels: tuple[str, str
         ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", color="#777777")
     ax.set_xticks([0, 1], list(labels))
     ax.set_xlim(-0.4, 1.4)
-    ax.set_title(f"{roi} (n = {int(ok.sum())})", fontsize=9)
+    ax.set_title(f"{roi} (n = {int(ok.sum())})", fontsize=10)
     ax.grid(axis="x", visible=False)
 
 
@@ -1197,15 +1030,203 @@ def scatter_svg(
     df_text = "n/a" if df is None or not np.isfinite(df) else f"{df:g}"
     title = f"r({df_text}) = {r_text}, {format_p(p)}"
     with _style():
-        fig = Figure(figsize=(4.8, 4.0), facecolor="white")
+        fig = Figure(figsize=(4.4, 3.8), facecolor="white")
         ax = fig.subplots()
-        ax.scatter(xv[ok], yv[ok], s=28, color=_PALETTE[0], edgecolor="white", lw=0.6, zorder=3)
+        ax.scatter(xv[ok], yv[ok], s=30, color=_PALETTE[0], edgecolor="white", lw=0.6, zorder=3)
         if ok.sum() >= 2 and np.ptp(xv[ok]) > 0:
             slope, intercept = np.polyfit(xv[ok], yv[ok], 1)
             xs = np.linspace(xv[ok].min(), xv[ok].max(), 2)
             ax.plot(xs, slope * xs + intercept, color=_PALETTE[1], lw=1.5)
         ax.set_xlabel(x_label)
         ax.set_ylabel(y_label)
-        ax.set_title(title, fontsize=9.5)
+        ax.set_title(title, fontsize=10.5)
         fig.tight_layout()
         return _svg_text(fig, label=f"{y_label} vs {x_label}: {title}")
+
+
+@dataclass(frozen=True)
+class StripSpec:
+    """One QC metric across participants (one strip of :func:`strip_plot_svg`).
+
+    Attributes
+    ----------
+    label : str
+        What was measured, with its scope (``"max FD, ses-sal"``).
+    unit : str
+        Unit of the values.
+    values : dict of str to float
+        Participant label -> value (NaN values are left out).
+    warn, fail : float or None
+        Thresholds (drawn as amber and red lines).
+    bad : {"above", "below"}
+        Which side of the thresholds is bad.
+    """
+
+    label: str
+    unit: str
+    values: Mapping[str, float]
+    warn: float | None = None
+    fail: float | None = None
+    bad: str = "above"
+
+
+def strip_plot_svg(strips: Sequence[StripSpec], title: str = "") -> str:
+    """MRIQC-style strip plots: one row per QC metric, one dot per participant.
+
+    Dots beyond a threshold are coloured (amber: warn, red: fail) and labelled with the
+    participant; every dot carries a tooltip with the participant and value.
+
+    Parameters
+    ----------
+    strips : sequence of StripSpec
+        The metrics, drawn top to bottom.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    str
+        Inline ``<svg>`` text.
+    """
+    if not strips:
+        msg = "strip_plot_svg needs at least one metric; got none."
+        raise InputError(msg)
+    rng = np.random.default_rng(0)  # fixed jitter: the same input gives the same figure
+    tooltips: dict[str, str] = {}
+    with _style():
+        fig = Figure(figsize=(LINE_WIDTH_IN, 1.05 * len(strips) + 0.6), facecolor="white")
+        axes = fig.subplots(len(strips), 1, squeeze=False)[:, 0]
+        for row, (ax, strip) in enumerate(zip(axes, strips, strict=True)):
+            names = [n for n, v in strip.values.items() if np.isfinite(v)]
+            values = np.array([strip.values[n] for n in names], dtype=float)
+            jitter = rng.uniform(-0.25, 0.25, values.size)
+            for k, (name, value) in enumerate(zip(names, values, strict=True)):
+                status = _strip_status(value, strip)
+                colour = {"pass": "#4a6fa5", "warn": "#c77c02", "fail": "#b42318"}[status]
+                gid = f"strip{row}-{k}"
+                ax.scatter([value], [jitter[k]], s=34, color=colour, zorder=3, gid=gid)
+                tooltips[gid] = f"{name}: {value:.3g} {strip.unit}".strip()
+                if status != "pass":
+                    ax.annotate(
+                        name,
+                        (value, jitter[k]),
+                        xytext=(4, 4),
+                        textcoords="offset points",
+                        fontsize=9,
+                        color=colour,
+                    )
+            _threshold_lines(ax, (strip.warn, strip.fail), strip.unit, vertical=True)
+            ax.set_ylim(-0.6, 0.6)
+            ax.set_yticks([])
+            ax.grid(axis="y", visible=False)
+            ax.set_title(
+                strip.label + (f" ({strip.unit})" if strip.unit else ""), loc="left", fontsize=10
+            )
+            if strip.warn is not None or strip.fail is not None:
+                ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
+        if title:
+            fig.suptitle(title, x=0.01, ha="left", fontsize=11)
+        fig.tight_layout(h_pad=0.6)
+        svg = _svg_text(fig, label=title or "QC metrics across participants")
+    return _add_tooltips(svg, tooltips)
+
+
+def _strip_status(value: float, strip: StripSpec) -> str:
+    """pass / warn / fail of one value against a strip's thresholds."""
+
+    def beyond(limit: float | None) -> bool:
+        if limit is None:
+            return False
+        return value > limit if strip.bad == "above" else value < limit
+
+    if beyond(strip.fail):
+        return "fail"
+    return "warn" if beyond(strip.warn) else "pass"
+
+
+def _add_tooltips(svg: str, tooltips: Mapping[str, str]) -> str:
+    """Put a ``<title>`` (browser tooltip) into the SVG group of each ``gid``."""
+    for gid, text in tooltips.items():
+        safe = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        svg = re.sub(
+            rf'(<g id="(?:[^"]*-)?{re.escape(gid)}"[^>]*>)',
+            lambda m, safe=safe: m.group(1) + f"<title>{safe}</title>",
+            svg,
+            count=1,
+        )
+    return svg
+
+
+def behaviour_svg(
+    data: pd.DataFrame,
+    measures: Sequence[str],
+    title: str = "",
+    units: Mapping[str, str] | None = None,
+) -> str:
+    """Time courses of phenotype measures: mean ± SEM over participants per session.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Long table ``participant_id, role, time_min, measure, value`` (role ``baseline`` or
+        ``challenge``).
+    measures : sequence of str
+        Measures to draw, one panel each (at most 4 per row).
+    title : str, optional
+        Figure title.
+    units : mapping, optional
+        Measure -> unit for the y labels.
+
+    Returns
+    -------
+    str
+        Inline ``<svg>`` text.
+    """
+    required = {"participant_id", "role", "time_min", "measure", "value"}
+    missing = required - set(data.columns)
+    if missing:
+        msg = f"behaviour_svg: data lacks column(s) {sorted(missing)}."
+        raise InputError(msg)
+    if not measures:
+        msg = "behaviour_svg needs at least one measure; got none."
+        raise InputError(msg)
+    ncols = min(len(measures), 4)
+    nrows = int(np.ceil(len(measures) / ncols))
+    with _style():
+        fig = Figure(figsize=(LINE_WIDTH_IN, 2.3 * nrows + 0.7), facecolor="white")
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        for ax, measure in zip(axes, measures, strict=False):
+            rows = data[data["measure"] == measure]
+            for role, colour in SESSION_COLOURS.items():
+                per_time = (
+                    rows[rows["role"] == role]
+                    .groupby("time_min")["value"]
+                    .agg(["mean", "std", "count"])
+                    .sort_index()
+                )
+                if per_time.empty:
+                    continue
+                sem = per_time["std"] / np.sqrt(per_time["count"].clip(lower=1))
+                ax.errorbar(
+                    per_time.index.to_numpy(float),
+                    per_time["mean"].to_numpy(float),
+                    yerr=sem.fillna(0.0).to_numpy(float),
+                    color=colour,
+                    marker="o",
+                    ms=4,
+                    lw=1.4,
+                    capsize=2,
+                    label=role,
+                )
+            ax.axvline(0.0, color="#999999", lw=0.8, ls=":")
+            unit = (units or {}).get(measure, "")
+            ax.set_title(measure + (f" ({unit})" if unit else ""), fontsize=10)
+        for ax in axes[len(measures) :]:
+            ax.set_visible(False)
+        for ax in axes[(nrows - 1) * ncols :]:
+            ax.set_xlabel("min from injection")
+        axes[0].legend(loc="best")
+        if title:
+            fig.suptitle(title, x=0.01, ha="left", fontsize=11)
+        fig.tight_layout()
+        return _svg_text(fig, label=title or "behaviour time courses")

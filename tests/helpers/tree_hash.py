@@ -68,7 +68,7 @@ def tree_diff(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 
 def incomplete_files(
-    root: Path, *, allowed_hidden: tuple[str, ...] = (".summary.lock",)
+    root: Path, *, allowed_hidden: tuple[str, ...] = (".summary.lock", ".bidsignore")
 ) -> list[str]:
     """Files under ``root`` that a reader could see half-written or left-over temporary files.
 
@@ -81,7 +81,8 @@ def incomplete_files(
     root : Path
         The folder to inspect (e.g. OUTPUT_DIR); a missing folder has no incomplete files.
     allowed_hidden : tuple of str
-        Hidden file names that are legitimate (the summary's lock file).
+        Hidden file names that are legitimate (the summary's lock file, the derivatives'
+        ``.bidsignore``).
 
     Returns
     -------

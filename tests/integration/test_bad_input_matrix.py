@@ -34,6 +34,7 @@ import pytest
 from helpers.tree_hash import hash_tree, incomplete_files, tree_diff
 
 from bids_app.cli.run import main
+from bids_app.outputs.names import DATASET_FILES
 from bids_app.roi.template import load_template
 
 pytestmark = pytest.mark.integration
@@ -806,8 +807,7 @@ def check_outcome(
     elif stage == "validation":
         assert non_log_files(ctx.out) == []
     else:
-        allowed = {"dataset_description.json"}
-        assert set(non_log_files(ctx.out)) <= allowed
+        assert set(non_log_files(ctx.out)) <= set(DATASET_FILES)
     if ctx.out != ctx.bids:
         assert incomplete_files(ctx.out) == []
     if ctx.bids.is_dir():

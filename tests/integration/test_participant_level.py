@@ -20,6 +20,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.bids_validation import validate_derivatives
 
 from bids_app.cli.run import main
 from bids_app.preproc.transforms import params_to_matrix, sphere_points
@@ -39,7 +40,14 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("participant_e2e")
     paths = generate_study(root / "study", small=True, seed=3, n_jobs=2)
     out = root / "out"
-    args = [str(paths.bids_dir), str(out), "participant", "--work-dir", str(root / "work")]
+    args = [
+        str(paths.bids_dir),
+        str(out),
+        "participant",
+        "--work-dir",
+        str(root / "work"),
+        "--write-preproc",
+    ]
     code = main([*args, "--nprocs", "2"])
     return {
         "bids": paths.bids_dir,
@@ -181,12 +189,85 @@ def test_rerun_skips_complete_participants(
     assert set(summary[summary.participant_id.isin(["sub-03", "sub-04"])].status) == {"success"}
 
 
-def test_group_level_runs_on_the_participant_outputs(processed: dict[str, Path]) -> None:
+def test_participant_outputs_are_a_valid_derivative_dataset(processed: dict[str, Path]) -> None:
+    errors, _ = validate_derivatives(processed["out"])
+    assert errors == []
+    # every TSV BIDS sees or not has a sidecar describing its columns
+    for tsv in processed["out"].rglob("sub-*/**/*.tsv"):
+        sidecar = json.loads(tsv.with_suffix(".json").read_text())
+        header = tsv.read_text().splitlines()[0].split("\t")
+        assert set(header) <= set(sidecar), tsv.name
+
+
+def test_preprocessed_series_and_transforms_are_written(processed: dict[str, Path]) -> None:
     out = processed["out"]
-    assert (
-        main([str(processed["bids"]), str(out), "group", "--work-dir", str(out.parent / "work")])
-        == 0
+    for sub, ses, folder in _sessions(out):
+        stem = f"{sub}_{ses}_trc-raclopride"
+        series = nib.load(folder / f"{stem}_space-{TEMPLATE}_res-2_desc-preproc_pet.nii.gz")
+        assert series.shape == (99, 117, 95, 12)
+        assert series.header.get_xyzt_units() == ("mm", "sec")
+        hmc = folder / f"{stem}_from-orig_to-petref_mode-image_desc-hmc_xfm.txt"
+        assert hmc.read_text().count("Transform: AffineTransform_double_3_3") == 12
+        xfms = {p.name.split("_desc-")[1] for p in folder.glob("*_xfm.*")}
+        if ses == "ses-nal":
+            assert xfms == {"hmc_xfm.txt", "hmc_xfm.json", "coreg_xfm.txt", "coreg_xfm.json"}
+        else:
+            assert {"norm1_xfm.mat", "norm1_xfm.json"} <= xfms
+
+
+@pytest.fixture(scope="module")
+def group_run(processed: dict[str, Path]) -> int:
+    out = processed["out"]
+    return main(
+        [str(processed["bids"]), str(out), "group", "--work-dir", str(out.parent / "work")]
     )
+
+
+def test_outputs_stay_valid_after_the_group_level(
+    processed: dict[str, Path], group_run: int
+) -> None:
+    assert group_run == 0
+    errors, _ = validate_derivatives(processed["out"])
+    assert errors == []
+    for tsv in (processed["out"] / "group").glob("*.tsv"):
+        sidecar = json.loads(tsv.with_suffix(".json").read_text())
+        assert set(tsv.read_text().splitlines()[0].split("\t")) <= set(sidecar), tsv.name
+
+
+def test_pybids_reads_the_right_metadata_for_every_map(
+    processed: dict[str, Path], group_run: int
+) -> None:
+    from bids import BIDSLayout
+
+    from bids_app.outputs.names import pybids_config
+
+    assert group_run == 0
+    layout = BIDSLayout(
+        processed["out"], validate=False, config=["bids", "derivatives", str(pybids_config())]
+    )
+    units = {"BPND": "unitless", "R1": "unitless", "k2a": "1/min"}
+    for measure, unit in units.items():
+        maps = layout.get(meas=measure, suffix="mimap", extension=".nii.gz")
+        assert len(maps) == 8, measure
+        for f in maps:
+            metadata = f.get_metadata()
+            assert (metadata["Measure"], metadata["Units"]) == (measure, unit)
+            assert metadata["ModelName"] == f.entities["model"] == "SRTM2"
+    statmaps = layout.get(suffix="statmap", extension=".nii.gz")
+    assert len(statmaps) == 8
+    for f in statmaps:
+        metadata = f.get_metadata()
+        assert metadata["Measure"] == f.entities["meas"]
+        assert metadata["ContrastLabel"] == f.entities["contrast"] == "nalMinussal"
+    t_r1 = layout.get(meas="R1", stat="t", extension=".nii.gz")
+    assert [f.get_metadata()["Units"] for f in t_r1] == ["unitless"]
+
+
+def test_group_level_runs_on_the_participant_outputs(
+    processed: dict[str, Path], group_run: int
+) -> None:
+    out = processed["out"]
+    assert group_run == 0
     group = out / "group"
     for name in (
         "clusters.tsv",

@@ -53,3 +53,14 @@ def test_round_trip_keeps_nan_and_status() -> None:
     assert math.isnan(back.checks[0].value)
     assert back.checks[1] == verdict.checks[1]
     assert QcVerdict.combine([back, [_check("z", 5.0)]]).status == "fail"
+
+
+def test_fit_failures_are_judged_as_a_share_of_the_fitted_voxels() -> None:
+    from bids_app.pipelines.qc import fit_checks
+
+    (ok,) = fit_checks("sal", n_fitted=200_000, n_failed=100)
+    assert (ok.key, ok.scope, ok.unit, ok.status) == ("fit_failed_pct", "ses-sal", "%", "pass")
+    assert ok.value == pytest.approx(0.05)
+    assert fit_checks("nal", 1000, 20)[0].status == "warn"
+    assert fit_checks("nal", 1000, 80)[0].status == "fail"
+    assert fit_checks("nal", 0, 0)[0].status == "warn"  # nothing fitted: not measurable

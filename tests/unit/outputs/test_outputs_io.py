@@ -14,13 +14,25 @@ import pytest
 
 from bids_app.outputs.io import atomic_write, write_json, write_nifti, write_text, write_tsv
 from bids_app.outputs.names import (
+    BIDSIGNORE,
+    DESCRIPTIONS,
+    GROUP_MAPS,
     Space,
     derivative_name,
     group_map_name,
+    preproc_outputs,
     session_outputs,
     sidecar_name,
 )
-from bids_app.outputs.sidecars import dataset_description, write_dataset_description
+from bids_app.outputs.sidecars import (
+    GROUP_TABLE_COLUMNS,
+    confounds_sidecar,
+    dataset_description,
+    group_table_sidecar,
+    write_dataset_description,
+)
+
+SPACE = Space("MNI152NLin2009aSym", 2)
 
 
 def test_contract_map_name_keeps_source_entities() -> None:
@@ -97,6 +109,77 @@ def test_dataset_description_is_a_derivative(tmp_path: Path) -> None:
     assert loaded["GeneratedBy"][0]["Version"] == "1.2.3"
 
 
+def test_dataset_files_make_a_derivative_dataset(tmp_path: Path) -> None:
+    (tmp_path / "README").write_text("the user's own README")
+    write_dataset_description(tmp_path, "1.2.3")
+    ignore = (tmp_path / ".bidsignore").read_text().splitlines()
+    assert [line for line in ignore if not line.startswith("#")] == list(BIDSIGNORE)
+    descriptions = pd.read_csv(tmp_path / "descriptions.tsv", sep="\t")
+    assert list(descriptions.desc_id) == [f"desc-{label}" for label in DESCRIPTIONS]
+    assert (tmp_path / "README").read_text() == "the user's own README"
+    assert not (tmp_path / "README.md").exists()
+    write_dataset_description(tmp_path / "fresh", "1.2.3")
+    assert "bids_app derivatives" in (tmp_path / "fresh" / "README.md").read_text()
+
+
+def _desc_labels(names: list[str]) -> set[str]:
+    return {part[5:] for name in names for part in name.split("_") if part.startswith("desc-")}
+
+
+def test_every_desc_label_is_described() -> None:
+    names = [p.name for p in session_outputs("01", "sal", {}, SPACE, "AAL3").values()]
+    for role in ("baseline", "challenge"):
+        outputs = preproc_outputs("01", "sal", {}, SPACE, role, [".nii.gz", ".mat", ".mat"])
+        names += [p.name for p in outputs.values()]
+    names += [group_map_name(kind, "BPND", "nalMinussal", SPACE) for kind in GROUP_MAPS]
+    labels = {part[5:] for name in names for part in name.split("_") if part.startswith("desc-")}
+    assert labels == set(DESCRIPTIONS)
+
+
+def test_preproc_outputs_follow_bids_and_fmriprep_names() -> None:
+    base = preproc_outputs(
+        "01", "sal", {"trc": "raclopride"}, SPACE, "baseline", [".nii.gz", ".mat"]
+    )
+    assert base["preproc"].name == (
+        "sub-01_ses-sal_trc-raclopride_space-MNI152NLin2009aSym_res-2_desc-preproc_pet.nii.gz"
+    )
+    assert base["hmc"].name == (
+        "sub-01_ses-sal_trc-raclopride_from-orig_to-petref_mode-image_desc-hmc_xfm.txt"
+    )
+    assert base["norm1"].name.endswith("_to-MNI152NLin2009aSym_mode-image_desc-norm1_xfm.nii.gz")
+    assert base["norm2"].name.endswith("_desc-norm2_xfm.mat")
+    assert base["norm2_json"].name.endswith("_desc-norm2_xfm.json")
+    assert "coreg" not in base
+    with pytest.raises(ValueError, match="at most 3 are named"):
+        preproc_outputs("01", "sal", {}, SPACE, "baseline", [".mat"] * 4)
+    challenge = preproc_outputs("01", "nal", {"trc": "raclopride"}, SPACE, "challenge")
+    assert challenge["coreg"].name == (
+        "sub-01_ses-nal_trc-raclopride_from-petref_to-baseline_mode-image_desc-coreg_xfm.txt"
+    )
+    assert not any(k.startswith("norm") for k in challenge)
+
+
+def test_group_table_sidecars_describe_every_column() -> None:
+    for kind, columns in GROUP_TABLE_COLUMNS.items():
+        sidecar = group_table_sidecar(kind, list(columns))
+        assert set(sidecar) == set(columns)
+        assert all(entry["Description"] for entry in sidecar.values())  # type: ignore[index]
+    measures = group_table_sidecar(
+        "participant_measures", ["participant_id", "cortisol_change"], {"cortisol": "nmol/L"}
+    )
+    assert measures["cortisol_change"]["Units"] == "nmol/L"  # type: ignore[index]
+    with pytest.raises(ValueError, match=r"roi_stats\.tsv column 'mystery'"):
+        group_table_sidecar("roi_stats", ["measure", "mystery"])
+
+
+def test_confounds_sidecar_describes_every_column() -> None:
+    columns = ["trans_x", "rot_z", "framewise_displacement", "usable", "source_frame"]
+    sidecar = confounds_sidecar(columns, [0.0, 0.0, 0.0], [5, 6], "sub-01/pet/x.nii.gz")
+    assert set(columns) <= set(sidecar)
+    with pytest.raises(ValueError, match="'dvars' has no description"):
+        confounds_sidecar(["dvars"], [0.0, 0.0, 0.0], [5], "x")
+
+
 def test_session_outputs_name_every_file_and_its_sidecar() -> None:
     names = session_outputs(
         "01", "sal", {"trc": "raclopride"}, Space("MNI152NLin2009aSym", 2), "AAL3"
@@ -109,6 +192,9 @@ def test_session_outputs_name_every_file_and_its_sidecar() -> None:
     assert names["tacs"].name == "sub-01_ses-sal_trc-raclopride_seg-AAL3_desc-preproc_tacs.tsv"
     kinds = {k for k in names if not k.endswith("_json")}
     assert kinds == {"confounds", "BPND", "R1", "k2a", "fitstatus", "tacs", "kinpar"}
+    assert names["fitstatus"].name == (
+        "sub-01_ses-sal_trc-raclopride_space-MNI152NLin2009aSym_res-2_desc-fitstatus_mask.nii.gz"
+    )
     for kind in kinds:
         assert names[f"{kind}_json"] == names[kind].parent / sidecar_name(names[kind].name)
 
@@ -128,6 +214,8 @@ def test_group_map_names_keep_the_contract_t_map() -> None:
 def test_sidecar_name_refuses_other_extensions() -> None:
     assert sidecar_name("a_mimap.nii.gz") == "a_mimap.json"
     assert sidecar_name("a.tsv") == "a.json"
+    assert sidecar_name("a_xfm.txt") == "a_xfm.json"
+    assert sidecar_name("a_xfm.mat") == "a_xfm.json"
     with pytest.raises(ValueError, match="has no sidecar"):
         sidecar_name("a.html")
 

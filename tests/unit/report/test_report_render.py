@@ -9,8 +9,8 @@ import jinja2
 import numpy as np
 import pandas as pd
 import pytest
-from _report_factories import BIG_SHAPE, make_group, make_participant
 from _report_html_checks import check_html, png_info
+from helpers.report_factories import BIG_SHAPE, make_group, make_participant, make_verdict
 
 from bids_app.errors import InputError
 from bids_app.report.render import (
@@ -21,6 +21,7 @@ from bids_app.report.render import (
 )
 
 PARTICIPANT_HEADINGS = (
+    "Quality control pass",
     "Motion",
     "Registration",
     "Regions of interest",
@@ -34,6 +35,8 @@ PARTICIPANT_HEADINGS = (
 )
 GROUP_HEADINGS = (
     "Group report",
+    "Participant QC",
+    "Net DA release and rCBF change",
     "Methods",
     "Statistic maps",
     "Clusters",
@@ -69,6 +72,8 @@ def assert_well_formed(html: str) -> None:
         assert not re.match(r"(?i)\s*(https?:)?//", url), (tag, attr, url)
         if url.startswith("#"):
             assert url[1:] in checker.ids, url
+        elif tag == "a":  # the group report links to the participant reports beside it
+            assert re.fullmatch(r"\.\./sub-[A-Za-z0-9]+\.html", url), url
         else:
             assert url.startswith("data:image/png;base64,"), (tag, attr, url[:40])
     assert "script" not in checker.tags
@@ -79,13 +84,60 @@ def assert_well_formed(html: str) -> None:
 def test_participant_report_is_well_formed_and_self_contained(participant_html: str) -> None:
     assert_well_formed(participant_html)
     checker = check_html(participant_html)
-    assert checker.headings[0] == "sub-01"
+    assert checker.headings[0] == "sub-01 pass"
     for heading in PARTICIPANT_HEADINGS:
         assert heading in checker.headings, heading
-    # 2 sessions x (registration + 2 ROI views) + BPND + R1 map figures
-    assert len(checker.img_srcs) == 8
-    assert participant_html.count('class="svg-figure"') == 4  # 2 motion + 2 TAC figures
+    # 2 registrations x (before + after), 2 sessions x (normalised mean + ROIs), BPND, R1, ΔBPND
+    assert len(checker.img_srcs) == 11
+    # 2 motion + 2 TAC figures + the reference TACs of both sessions
+    assert participant_html.count('class="svg-figure"') == 5
     assert len(participant_html.encode()) < MAX_REPORT_BYTES
+
+
+def test_lazy_images_reserve_their_size(participant_html: str) -> None:
+    for tag in re.findall(r"<img [^>]*>", participant_html):
+        width = int(re.search(r'width="(\d+)"', tag).group(1))  # type: ignore[union-attr]
+        height = int(re.search(r'height="(\d+)"', tag).group(1))  # type: ignore[union-attr]
+        src = re.search(r'src="([^"]+)"', tag).group(1)  # type: ignore[union-attr]
+        assert (width, height) == png_info(src)[:2]
+        assert 'loading="lazy"' in tag
+
+
+def test_qc_checks_are_shown_with_thresholds_reasons_and_badges(participant_html: str) -> None:
+    html = participant_html
+    assert "maximum framewise displacement" in html
+    assert "warn &gt; 2; fail &gt; 4" in html
+    assert "warn &lt; 0.75; fail &lt; 0.6" in html
+    assert "a jump of several mm within a frame cannot be corrected" in html
+    assert html.count('<span class="badge badge-pass">pass</span>') >= 4
+    assert 'class="banner banner-fail"' not in html
+    assert "QC warning" not in html  # every check passes
+
+
+def test_failed_qc_puts_a_red_banner_on_top() -> None:
+    report = make_participant(n_sessions=1, qc=make_verdict(max_fd_mm=(4.8, 2.5)))
+    html = render_participant(report)
+    assert_well_formed(html)
+    banner = html.index('class="banner banner-fail"')
+    assert banner < html.index('id="summary"')
+    assert "QC failed: the results of sub-01 are likely wrong" in html
+    assert "ses-sal: maximum framewise displacement 4.8 mm (&gt; 4 mm, fail)" in html
+    assert "QC warning: ses-nal: maximum framewise displacement 2.5 mm" in html
+    assert "No warnings or errors." not in html
+    assert '<span class="badge badge-fail">fail</span>' in html
+
+
+def test_sessions_show_what_was_injected(participant_html: str) -> None:
+    assert ">357 MBq<" in participant_html
+    assert ">362.2 MBq<" in participant_html
+    assert ">3.1 ug<" in participant_html
+    assert ">not recorded<" in participant_html  # molar activity n/a
+
+
+def test_registrations_show_before_and_after(participant_html: str) -> None:
+    assert participant_html.count('class="fig fig-img flicker"') == 2
+    assert "Challenge -&gt; baseline co-registration" in participant_html
+    assert 'alt="Normalisation to MNI152NLin2009aSym (PET-only), before"' in participant_html
 
 
 def test_participant_report_content(participant_html: str) -> None:
@@ -96,8 +148,8 @@ def test_participant_report_content(participant_html: str) -> None:
         assert citation in html
     assert "bids_app /data /out participant --participant-label 01" in html
     assert "2024-01-01T10:30:00" in html
-    # kinpar BPND of the challenge session (0.9 * 2.5) and the fit counts are shown
-    assert ">2.25<" in html
+    # kinpar BPND of the challenge session (0.9 * 2.5), 3 decimals, and the fit counts
+    assert ">2.250<" in html
     assert ">MNI152NLin2009aSym<" in html
     assert "sub-01/ses-sal/pet/sub-01_ses-sal_desc-confounds_timeseries.tsv" in html
 
@@ -107,10 +159,58 @@ def test_group_report_is_well_formed_and_has_sections(group_html: str) -> None:
     checker = check_html(group_html)
     for heading in GROUP_HEADINGS:
         assert heading in checker.headings, heading
-    # BPND: MIP + peak slices; R1 without clusters: MIP only
+    # BPND: glass brain + peak slices; R1 without clusters: glass brain only
     assert len(checker.img_srcs) == 3
-    assert "No cluster survived the threshold" in group_html
+    assert "No cluster reached significance" in group_html
     assert len(group_html.encode()) < MAX_REPORT_BYTES
+
+
+def test_group_qc_table_links_every_participant_report(group_html: str) -> None:
+    for i in range(1, 11):
+        assert f'<a href="../sub-{i:02d}.html">sub-{i:02d}</a>' in group_html
+    assert "excluded: no challenge session" in group_html
+    assert 'class="cell-warn num">3.1<' in group_html
+    assert "maximum framewise displacement ses-sal (mm)" in group_html
+    assert "<title>sub-02: 3.1 mm</title>" in group_html  # the strip plot's tooltip
+    assert "k2&#39; ses-sal (1/min)" in group_html
+
+
+def test_group_shows_only_significant_clusters_and_their_peaks(group_html: str) -> None:
+    assert "1 of the 2 clusters above the cluster-forming threshold are significant" in group_html
+    assert "Right putamen" in group_html
+    assert "Left angular gyrus" not in group_html
+    assert "Search volume: BPND: 236,026 voxels (1888.2 mL); SPM&#39;s implicit mask" in group_html
+
+
+def test_numbers_are_formatted_by_meaning(group_html: str) -> None:
+    text = re.sub(r"\s+", " ", group_html)
+    assert ">2.500<" in text  # BPND baseline mean, 3 decimals
+    assert ">0.0027<" in text  # p, 2 significant digits
+    assert ">1.7e-05<" in text
+    assert ">-10.0<" in text  # percentage, 1 decimal
+    assert ">-4.10<" in text  # t, 2 decimals
+    volume_ml = float(make_group().clusters["size_mm3"].iloc[0]) / 1000.0  # mm3 shown as mL
+    assert f'<td class="num">{volume_ml:.2f}</td>' in text
+    assert '<td class="num">10</td><td class="num">3.20</td>' in text  # time_min, then t
+
+
+def test_only_rows_significant_after_correction_are_highlighted(group_html: str) -> None:
+    rows = re.findall(r"<tr( class=\"highlight\")?><td>(BPND|R1)</td><td>(\w+)</td>", group_html)
+    highlighted = {roi for cls, _measure, roi in rows if cls}
+    assert highlighted == {"dorsal_striatum", "pituitary"}  # ventral: p 0.03 but p_corrected 0.06
+
+
+def test_net_change_is_shown_with_its_definition(group_html: str) -> None:
+    assert "mean over the striatal voxels of the symmetric change" in group_html
+    assert ">0.081<" in group_html
+
+
+def test_conventions_are_stated_once_in_each_report(
+    group_html: str, participant_html: str
+) -> None:
+    assert "blue = lower under the challenge, red = higher" in group_html
+    assert "blue = lower under the challenge, red = higher" in participant_html
+    assert "positive value is dopamine release" in group_html
 
 
 def test_group_methods_are_generated_from_parameters(group_html: str) -> None:
@@ -153,7 +253,7 @@ def test_group_without_optional_parts_says_why() -> None:
     html = render_group(report)
     assert_well_formed(html)
     assert "no voxelwise statistic map was computed" in html
-    assert "No cluster to report" in html
+    assert "No cluster above the threshold." in html
     assert "no ROI values were collected" in html
     assert "no correlations were computed" in html
     assert "no phenotype data were found" in html
@@ -253,7 +353,7 @@ def test_t1w_normalisation_adds_pet_on_t1w_panel() -> None:
     with_t1w = replace(ses, t1w_mni=ses.template)
     html = render_participant(replace(report, sessions=[with_t1w], normalisation="PET→T1w→MNI"))
     checker = check_html(html)
-    # registration + PET-on-T1w + 2 ROI views + BPND + R1 maps
-    assert len(checker.img_srcs) == 6
+    # normalised mean + PET-on-T1w + ROI rows + BPND + R1 maps
+    assert len(checker.img_srcs) == 5
     assert "Normalised T1w with the edges of the mean PET" in html
     assert "PET→T1w→MNI" in html

@@ -8,11 +8,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from bids_app.qc import QcCheck, QcVerdict
 from bids_app.report.data import (
     ClusterMapReport,
     GroupReport,
     ParticipantReport,
     Provenance,
+    RegistrationCheck,
     SessionReport,
 )
 
@@ -140,6 +142,11 @@ def make_session(
         n_at_bound=7,
         registration_quality={"mutual_information": 0.61, "brain_mask_dice": 0.93},
         warnings=[],
+        injection={
+            "injected radioactivity": (357.0 if role == "baseline" else 362.2, "MBq"),
+            "injected mass": (3.1, "ug"),
+            "molar activity": (float("nan"), "GBq/umol"),
+        },
     )
 
 
@@ -155,11 +162,63 @@ def provenance() -> Provenance:
     )
 
 
+def motion_check(session: str, max_fd_mm: float) -> QcCheck:
+    """A maximum-FD check of one session (warn 2 mm, fail 4 mm)."""
+    return QcCheck(
+        "max_fd_mm",
+        "maximum framewise displacement",
+        f"ses-{session}",
+        max_fd_mm,
+        "mm",
+        2.0,
+        4.0,
+        "above",
+        "a jump of several mm within a frame cannot be corrected",
+    )
+
+
+def make_verdict(max_fd_mm: tuple[float, float] = (0.6, 0.8)) -> QcVerdict:
+    """Motion checks of both sessions and a normalisation check."""
+    dice = QcCheck(
+        "norm_brain_dice",
+        "Dice of the normalised PET with the template brain",
+        "participant",
+        0.88,
+        "",
+        0.75,
+        0.6,
+        "below",
+        "the normalised PET must cover the template brain",
+    )
+    return QcVerdict((motion_check("sal", max_fd_mm[0]), motion_check("nal", max_fd_mm[1]), dice))
+
+
+def registration_checks(anatomy: dict[str, Any]) -> list[RegistrationCheck]:
+    """Normalisation and co-registration views: shifted (before) and aligned (after) PET."""
+    pet = anatomy["pet"]
+    return [
+        RegistrationCheck(
+            name=name,
+            before=np.roll(pet, 2, axis=0),
+            after=pet,
+            target=target,
+            affine=anatomy["affine"],
+            target_label=label,
+            caption=f"{name}: the edges should follow the brain after.",
+        )
+        for name, target, label in (
+            ("Normalisation to MNI152NLin2009aSym (PET-only)", anatomy["template"], "template"),
+            ("Challenge -> baseline co-registration", pet, "baseline PET edges"),
+        )
+    ]
+
+
 def make_participant(
     shape: tuple[int, int, int] = SMALL_SHAPE,
     participant_id: str = "01",
     n_sessions: int = 2,
     seed: int = 42,
+    qc: QcVerdict | None = None,
     **session_changes: Any,
 ) -> ParticipantReport:
     """A full participant report; ``session_changes`` replace SessionReport fields."""
@@ -183,6 +242,8 @@ def make_participant(
         warnings=["reference region eroded by 1 voxel"],
         errors=[],
         provenance=provenance(),
+        qc=make_verdict() if qc is None else qc,
+        registrations=registration_checks(anatomy) if n_sessions == 2 else [],
     )
 
 
@@ -209,18 +270,36 @@ def make_group(shape: tuple[int, int, int] = SMALL_SHAPE, seed: int = 7) -> Grou
     )
     clusters = pd.DataFrame(
         {
-            "measure": ["BPND"],
-            "direction": ["decrease"],
-            "cluster_id": [1],
-            "size_voxels": [int(dorsal.sum())],
-            "size_mm3": [float(dorsal.sum()) * 8.0],
-            "peak_x": [14.0],
-            "peak_y": [8.0],
-            "peak_z": [6.0],
-            "peak_t": [-5.0],
-            "p_fwe_rft": [0.012],
-            "p_fwe_perm": [np.nan],
-            "label": ["Right putamen"],
+            "measure": ["BPND", "BPND"],
+            "direction": ["decrease", "decrease"],
+            "cluster_id": [1, 2],
+            "size_voxels": [int(dorsal.sum()), 12],
+            "size_mm3": [float(dorsal.sum()) * 512.0, 12 * 512.0],
+            "peak_x": [14.0, -40.0],
+            "peak_y": [8.0, -60.0],
+            "peak_z": [6.0, 20.0],
+            "peak_t": [-5.0, -4.4],
+            "p_fwe_rft": [0.012, 0.41],
+            "p_fwe_perm": [np.nan, np.nan],
+            "label": ["Right putamen", "Left angular gyrus"],
+            "significant": [True, False],
+        }
+    )
+    peaks = pd.DataFrame(
+        {
+            "measure": ["BPND", "BPND", "BPND"],
+            "direction": ["decrease"] * 3,
+            "cluster_id": [1, 1, 2],
+            "rank": [1, 2, 1],
+            "x_mm": [14.0, 20.0, -40.0],
+            "y_mm": [8.0, 4.0, -60.0],
+            "z_mm": [6.0, 2.0, 20.0],
+            "t": [-5.0, -4.8, -4.4],
+            "z_equivalent": [3.6, 3.5, 3.3],
+            "p_unc": [0.00021, 0.00034, 0.00061],
+            "p_fwe_rft_peak": [0.2, 0.3, 0.6],
+            "label": ["Right putamen", "Right putamen", "Left angular gyrus"],
+            "cluster_significant": [True, True, False],
         }
     )
     roi_stats = pd.DataFrame(
@@ -235,10 +314,10 @@ def make_group(shape: tuple[int, int, int] = SMALL_SHAPE, seed: int = 7) -> Grou
             "mean_change_pct": [-10.0, -4.8, 10.0],
             "t": [-4.1, -1.2, 3.0],
             "df": [9, 9, 9],
-            "p": [0.0027, 0.26, 0.015],
+            "p": [0.0027, 0.03, 0.015],
             "cohen_d": [-1.3, -0.38, 0.95],
-            "p_corrected": [0.008, 0.26, 0.045],
-            "correction": ["holm", "holm", "holm"],
+            "p_corrected": [0.008, 0.06, 0.045],
+            "correction": ["none", "bonferroni_n2", "none"],
         }
     )
     measures = pd.DataFrame(
@@ -270,6 +349,61 @@ def make_group(shape: tuple[int, int, int] = SMALL_SHAPE, seed: int = 7) -> Grou
             "p": [0.021],
         }
     )
+    qc_rows = [
+        {
+            "participant_id": f"sub-{p}",
+            **motion_check("sal", 3.1 if p == "02" else 0.5 + 0.05 * i).to_json(),
+        }
+        for i, p in enumerate(participants)
+    ]
+    qc_rows += [
+        {
+            "participant_id": f"sub-{p}",
+            "key": "k2prime",
+            "label": "k2'",
+            "scope": "ses-sal",
+            "value": 0.1 + 0.001 * i,
+            "unit": "1/min",
+            "warn": None,
+            "fail": None,
+            "bad": "above",
+            "status": "info",
+        }
+        for i, p in enumerate(participants)
+    ]
+    status = pd.DataFrame(
+        {
+            "participant_id": [f"sub-{p}" for p in (*participants, "11")],
+            "included": [True] * len(participants) + [False],
+            "reason": [""] * len(participants) + ["no challenge session"],
+            "qc": ["warn" if p == "02" else "pass" for p in participants] + ["n/a"],
+            "report": [f"../sub-{p}.html" for p in participants] + [""],
+        }
+    )
+    net_stats = pd.DataFrame(
+        {
+            "measure": ["net_da_release", "net_rcbf_change"],
+            "n": [10, 10],
+            "mean": [0.081, 0.049],
+            "sd": [0.031, 0.022],
+            "t": [8.26, 7.04],
+            "df": [9.0, 9.0],
+            "p": [1.7e-05, 6.1e-05],
+            "cohen_d": [2.61, 2.23],
+            "estimator": ["symmetric", "symmetric"],
+        }
+    )
+    behaviour_rows = [
+        (f"sub-{p}", role, t, measure, value + (1.5 if role == "challenge" and t > 0 else 0.0))
+        for p in participants
+        for role in ("baseline", "challenge")
+        for t in (-10.0, 10.0, 30.0, 60.0)
+        for measure, value in (("nausea", 1.0), ("anxiety", 2.0))
+    ]
+    behaviour = pd.DataFrame(
+        behaviour_rows, columns=["participant_id", "role", "time_min", "measure", "value"]
+    )
+    behaviour["kind"] = "subjective"
     return GroupReport(
         participants=participants,
         excluded=[("11", "failed", "normalisation: the T1w image is empty")],
@@ -281,6 +415,15 @@ def make_group(shape: tuple[int, int, int] = SMALL_SHAPE, seed: int = 7) -> Grou
             "fwhm_mm": [10.2, 11.0, 9.8],
             "resels": 412.5,
             "n_permutations": 1024,
+            "search_volume": {
+                "BPND": {"voxels": 236026, "ml": 1888.2, "definition": "SPM's implicit mask"}
+            },
+            "net_change_estimators": {
+                "net_da_release": {
+                    "method": "symmetric",
+                    "definition": "mean over the striatal voxels of the symmetric change",
+                }
+            },
         },
         template=anatomy["template"],
         affine=anatomy["affine"],
@@ -297,4 +440,9 @@ def make_group(shape: tuple[int, int, int] = SMALL_SHAPE, seed: int = 7) -> Grou
         aversion_explained_variance=0.62,
         warnings=["sub-11 excluded: no challenge session"],
         provenance=provenance(),
+        qc_checks=pd.DataFrame(qc_rows),
+        participant_status=status,
+        cluster_peaks=peaks,
+        net_change_stats=net_stats,
+        behavior_data=behaviour,
     )
