@@ -42,6 +42,10 @@ CHUNK_BYTES = 1 << 22
 #: neighbours (after the peak) is a jump. Real decay-corrected whole-image curves change by
 #: well under 1.5x between neighbouring frames after the peak.
 JUMP_RATIO = 3.0
+#: A frame whose signal sum is negative by more than this share of the largest frame sum has
+#: lost its sign (or is corrupt); a frame whose sum is merely near zero is accepted: before the
+#: tracer arrives, reconstruction noise (FBP gives negative voxels) averages to about 0.
+NEGATIVE_SIGNAL_FRACTION = 0.05
 #: Frames of the running median that is each frame's jump reference (two bad frames in a row
 #: do not move a five-frame median).
 JUMP_WINDOW = 5
@@ -287,6 +291,7 @@ def bad_frames(stats: FrameStatistics, factors: NDArray[np.float64]) -> dict[int
     """
     reasons: dict[int, list[str]] = {}
     in_fov = stats.n_voxels - stats.n_outside
+    peak = max(float(np.max(stats.total, initial=0.0)), 0.0)
     for i in range(stats.total.size):
         found: list[str] = []
         if stats.n_inf[i]:
@@ -299,7 +304,7 @@ def bad_frames(stats: FrameStatistics, factors: NDArray[np.float64]) -> dict[int
             )
         if stats.total[i] == 0 and stats.negative_fraction[i] == 0 and not found:
             found.append("every finite voxel is 0")
-        elif stats.total[i] <= 0 and np.isfinite(stats.mean[i]):
+        elif np.isfinite(stats.mean[i]) and stats.total[i] < -NEGATIVE_SIGNAL_FRACTION * peak:
             found.append(
                 f"no net positive signal (sum {stats.total[i]:.3g}; "
                 f"{100.0 * stats.negative_fraction[i]:.0f} % of the non-zero voxels negative)"

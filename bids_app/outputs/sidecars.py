@@ -27,14 +27,21 @@ from bids_app.outputs.names import (
 CODE_URL = "https://github.com/bids-app/bids_app"
 
 MAP_UNITS = {"BPND": "unitless", "R1": "unitless", "k2a": "1/min"}
-FIT_STATUS_CODES = {
-    0: "outside the fit mask",
-    1: "fit valid",
-    2: "best basis at the k2a range bound (valid but flagged)",
-    3: "fit failed (NaN in the maps)",
-}
-#: The fit-status value of a failed voxel fit.
+#: Fit-status values of the voxel maps' ``desc-fitstatus`` mask.
+FIT_STATUS_OUTSIDE_MASK = 0
+FIT_STATUS_VALID = 1
+FIT_STATUS_AT_BOUND = 2
 FIT_STATUS_FAILED = 3
+FIT_STATUS_NO_DATA = 4
+FIT_STATUS_CODES = {
+    FIT_STATUS_OUTSIDE_MASK: "outside the fit mask",
+    FIT_STATUS_VALID: "fit valid",
+    FIT_STATUS_AT_BOUND: "best basis at the k2a range bound (valid but flagged)",
+    FIT_STATUS_FAILED: "fit failed (NaN in the maps)",
+    FIT_STATUS_NO_DATA: "outside the PET field of view in at least one frame (not fitted, NaN)",
+}
+#: The statuses of voxels that were fitted.
+FIT_STATUS_FITTED = (FIT_STATUS_VALID, FIT_STATUS_AT_BOUND, FIT_STATUS_FAILED)
 _MOTION_COLUMNS = {
     "trans_x": ("Translation along x (left-right)", "mm"),
     "trans_y": ("Translation along y (posterior-anterior)", "mm"),
@@ -229,6 +236,12 @@ def kinpar_sidecar(fit: FitDescription) -> dict[str, object]:
         "R1": {"Description": "Relative delivery K1/K1'", "Units": "unitless"},
         "k2a": {"Description": "Apparent efflux rate k2/(1+BPND)", "Units": "1/min"},
         "k2prime": {"Description": "Reference-region efflux rate (fixed)", "Units": "1/min"},
+        "coverage": {
+            "Description": "Share of the ROI's voxels inside the PET field of view in every "
+            "frame; the ROI TAC averages those voxels only, and below 0.8 the parameters are n/a",
+            "Units": "fraction",
+        },
+        "note": {"Description": "Why the parameters are n/a (empty when they are reported)"},
     }
 
 

@@ -452,7 +452,9 @@ def participant_report(
                 k2prime_method=k2prime.method,
                 bp_map=fit.maps["BPND"].astype(np.float64),
                 r1_map=fit.maps["R1"].astype(np.float64),
-                n_fit_voxels=int(np.count_nonzero(fit.fit_status)),
+                n_fit_voxels=int(
+                    np.count_nonzero(np.isin(fit.fit_status, sidecars.FIT_STATUS_FITTED))
+                ),
                 n_failed=int(np.count_nonzero(fit.fit_status == sidecars.FIT_STATUS_FAILED)),
                 n_at_bound=int(np.count_nonzero(fit.fit_status == 2)),
                 registration_quality=quality,

@@ -47,7 +47,7 @@ from bids_app.outputs.manifest import (
 )
 from bids_app.outputs.names import ROLES, Space, logs_dir, report_name
 from bids_app.outputs.publish import publish
-from bids_app.outputs.sidecars import FIT_STATUS_FAILED
+from bids_app.outputs.sidecars import FIT_STATUS_FAILED, FIT_STATUS_FITTED
 from bids_app.pipelines.common import RESOLUTION_MM, load_atlas, now_iso, provenance
 from bids_app.pipelines.crash import failure_stage, record_failure
 from bids_app.pipelines.participant_outputs import (
@@ -55,8 +55,9 @@ from bids_app.pipelines.participant_outputs import (
     write_preproc_outputs,
     write_session_outputs,
 )
-from bids_app.pipelines.qc import fit_checks, participant_qc
+from bids_app.pipelines.qc import SessionQcInputs, participant_qc
 from bids_app.pipelines.session_model import (
+    REFERENCE_ROI,
     SessionFit,
     SessionK2Prime,
     SessionTacs,
@@ -67,7 +68,11 @@ from bids_app.pipelines.session_model import (
 from bids_app.pipelines.stages import StageRunner, StageTiming
 from bids_app.preproc import configure_ants_threads
 from bids_app.preproc.motion import MotionEstimate, estimate_motion
-from bids_app.preproc.normalisation import Normalisation, normalise_to_template
+from bids_app.preproc.normalisation import (
+    Normalisation,
+    normalise_to_template,
+    template_brain_mask,
+)
 from bids_app.preproc.registration import (
     coregister_sessions,
     motion_corrected_mean,
@@ -418,25 +423,29 @@ def _process(
             runner.result("k2prime")[role],
             fit,
         )
-    qc = QcVerdict.combine(
-        [
-            participant_qc(
-                {role: (scans[role].session, results[role][0]) for role in ROLES}, norm
-            ),
-            *(
-                fit_checks(
-                    scans[role].session,
-                    int(np.count_nonzero(results[role][3].fit_status)),
-                    int(np.count_nonzero(results[role][3].fit_status == FIT_STATUS_FAILED)),
-                )
-                for role in ROLES
-            ),
-        ]
+    atlas = load_atlas(config, template_img)
+    qc = participant_qc(
+        {
+            role: SessionQcInputs(
+                session=scans[role].session,
+                motion=results[role][0],
+                mean_mni=results[role][1].mean_mni,
+                reference_coverage=results[role][1].reference_coverage,
+                n_fitted=int(
+                    np.count_nonzero(np.isin(results[role][3].fit_status, FIT_STATUS_FITTED))
+                ),
+                n_failed=int(np.count_nonzero(results[role][3].fit_status == FIT_STATUS_FAILED)),
+            )
+            for role in ROLES
+        },
+        norm,
+        template_brain_mask(template_img),
+        atlas.masks,
+        REFERENCE_ROI,
     )
     if qc.status != "pass":
         LOGGER.warning("sub-%s: QC %s", subject, qc.summary())
 
-    atlas = load_atlas(config, template_img)
     index = {
         role: write_session_outputs(
             staging, scans[role], *results[role], space, template_img.affine, atlas, config

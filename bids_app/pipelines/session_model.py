@@ -1,9 +1,19 @@
 """Kinetic modelling of one session on the template grid: TACs, k2', voxelwise and ROI SRTM2.
 
 Three steps, each a participant stage (see :mod:`bids_app.pipelines.participant_run`):
-:func:`session_tacs` (ROI TACs, reference coverage and plausibility),
+:func:`session_tacs` (ROI TACs, field-of-view coverage and plausibility),
 :func:`estimate_session_k2prime` (k2' once per session) and :func:`fit_session` (voxelwise
 SRTM2 maps, fit status and ROI fits).
+
+Field of view
+-------------
+Scanners with a short axial field of view (the ECAT 931's 108 mm) miss the vertex and sometimes
+the lowest cerebellum, and head motion moves the edge from frame to frame. A template voxel is
+**covered** when it has data in every frame. ROI TACs average covered voxels only (the same
+voxels in every frame); an ROI with less than :data:`MIN_ROI_COVERAGE` of its voxels covered
+gets NaN parameters with the reason in ``kinpar.tsv``, and a reference region below it stops
+the session with an error. Uncovered voxels are not fitted (fit status 4), so they are not
+counted as failed fits.
 """
 
 from __future__ import annotations
@@ -21,16 +31,25 @@ from bids_app.errors import InputError
 from bids_app.kinetics import estimate_k2prime, fit_srtm2
 from bids_app.kinetics.k2prime import SessionTACs as K2PrimeTacs
 from bids_app.kinetics.k2prime import estimate_participant_k2prime
+from bids_app.outputs.sidecars import (
+    FIT_STATUS_AT_BOUND,
+    FIT_STATUS_FAILED,
+    FIT_STATUS_NO_DATA,
+    FIT_STATUS_OUTSIDE_MASK,
+    FIT_STATUS_VALID,
+)
 from bids_app.roi.atlas import RoiAtlas
-from bids_app.roi.extract import extract_tacs, reference_coverage
+from bids_app.roi.extract import extract_tacs
 
 LOGGER = logging.getLogger(__name__)
 
 REFERENCE_ROI = "cerebellum"
 K2PRIME_ROI = "striatum"
-MIN_REFERENCE_COVERAGE = 0.5
+#: Smallest share of an ROI's voxels with data in every frame for its parameters to be reported.
+MIN_ROI_COVERAGE = 0.8
 MIN_REFERENCE_CV = 0.05
-KINPAR_COLUMNS = ["roi", "BPND", "R1", "k2a", "k2prime"]
+KINPAR_COLUMNS = ["roi", "BPND", "R1", "k2a", "k2prime", "coverage", "note"]
+
 
 Weights = Literal["duration", "uniform"]
 K2PrimeMethod = Literal["roi", "voxel_median"]
@@ -47,17 +66,25 @@ class SessionTacs:
         ``frame_start``, ``frame_end`` (s from TimeZero) and one column per ROI.
     start_s, end_s : (n_frames,) ndarray
         Frame bounds in seconds from the injection (what the kinetic models take).
-    reference_coverage : float
-        Fraction of the reference ROI with data in every frame.
+    coverage : dict of str to float
+        Share of each ROI's voxels with data in every frame (0-1).
     mean_mni : (X, Y, Z) float32 ndarray
         Frame mean on the template grid (NaN outside the field of view).
+    covered : (X, Y, Z) bool ndarray
+        Template voxels with data in every frame.
     """
 
     tacs: pd.DataFrame
     start_s: NDArray[np.float64]
     end_s: NDArray[np.float64]
-    reference_coverage: float
+    coverage: dict[str, float]
     mean_mni: NDArray[np.float32]
+    covered: NDArray[np.bool_]
+
+    @property
+    def reference_coverage(self) -> float:
+        """Share of the reference ROI with data in every frame."""
+        return self.coverage[REFERENCE_ROI]
 
     @property
     def reference(self) -> NDArray[np.float64]:
@@ -117,27 +144,53 @@ def where(scan: PetScan) -> str:
     return f"sub-{scan.subject} ses-{scan.session}"
 
 
+def covered_voxels(data: NDArray[np.floating]) -> NDArray[np.bool_]:
+    """Template voxels with data (finite) in every frame of a 4-D image."""
+    return np.asarray(np.all(np.isfinite(data), axis=3), dtype=bool)
+
+
+def roi_coverage(
+    masks: dict[str, NDArray[np.bool_]], covered: NDArray[np.bool_]
+) -> dict[str, float]:
+    """Share (0-1) of each ROI's voxels that are covered in every frame."""
+    return {
+        roi: float(np.count_nonzero(mask & covered)) / max(int(np.count_nonzero(mask)), 1)
+        for roi, mask in masks.items()
+    }
+
+
 def session_tacs(scan: PetScan, data: NDArray[np.float32], atlas: RoiAtlas) -> SessionTacs:
     """ROI TACs of a session resampled to the template grid, with plausibility checks.
+
+    Each ROI's TAC is the mean of its voxels that have data in every frame (see the module
+    docstring); an ROI without any such voxel has a NaN TAC.
 
     Raises
     ------
     InputError
-        When the reference region is mostly outside the field of view, or its TAC is flat,
-        negative or not finite.
+        When less than :data:`MIN_ROI_COVERAGE` of the reference region is in the field of
+        view, or its TAC is flat, negative or not finite.
     """
-    coverage = reference_coverage(data, atlas.masks[REFERENCE_ROI])
-    if coverage < MIN_REFERENCE_COVERAGE:
+    covered = covered_voxels(data)
+    coverage = roi_coverage(atlas.masks, covered)
+    ref_coverage = coverage[REFERENCE_ROI]
+    if ref_coverage < MIN_ROI_COVERAGE:
         msg = (
-            f"{where(scan)}: only {100 * coverage:.0f}% of the cerebellar reference region has "
-            f"PET signal after normalisation; expected at least "
-            f"{100 * MIN_REFERENCE_COVERAGE:.0f}%. The field of view of {scan.path.name} may miss "
-            "the cerebellum, or the normalisation failed (check the registration overlay in the "
-            "report)."
+            f"{where(scan)}: only {100 * ref_coverage:.0f}% of the cerebellar reference region "
+            f"is inside the PET field of view in every frame after normalisation; at least "
+            f"{100 * MIN_ROI_COVERAGE:.0f}% is needed for a reference TAC. The axial field of "
+            f"view of {scan.path.name} may miss the lower cerebellum (check the bed position), "
+            "or the normalisation failed (check the registration views in the report)."
         )
         raise InputError(msg)
     timing = scan.timing
-    tacs = extract_tacs(data, atlas.masks, timing.start_s, timing.end_s)
+    tacs = extract_tacs(
+        data,
+        {roi: mask & covered if coverage[roi] > 0 else mask for roi, mask in atlas.masks.items()},
+        timing.start_s,
+        timing.end_s,
+        on_empty="nan",
+    )
     ref = tacs[REFERENCE_ROI].to_numpy(dtype=np.float64)
     if not reference_is_usable(ref, timing.duration_min, timing.mid_min):
         msg = (
@@ -146,8 +199,17 @@ def session_tacs(scan: PetScan, data: NDArray[np.float32], atlas: RoiAtlas) -> S
             "image units and the field of view."
         )
         raise InputError(msg)
+    for roi, share in coverage.items():
+        if share < MIN_ROI_COVERAGE:
+            LOGGER.warning(
+                "%s: only %.0f%% of ROI %s is inside the field of view in every frame; its "
+                "parameters are NaN",
+                where(scan),
+                100 * share,
+                roi,
+            )
     start_s, end_s = times_from_injection(scan)
-    return SessionTacs(tacs, start_s, end_s, coverage, frame_mean(data))
+    return SessionTacs(tacs, start_s, end_s, coverage, frame_mean(data), covered)
 
 
 def estimate_session_k2prime(
@@ -287,7 +349,7 @@ def fit_session(
     ``k2a_range_per_min=None`` lets the kinetics choose the range from k2' (upper rate
     ``max(0.6, 8 k2')``), so high-R1 voxels (vessels, pituitary) are not clipped.
     """
-    mask = atlas.analysis_mask
+    mask = atlas.analysis_mask & tacs.covered
     fit = fit_srtm2(
         tacs.start_s,
         tacs.end_s,
@@ -305,14 +367,25 @@ def fit_session(
         volume = np.full(atlas.shape, np.nan, dtype=np.float32)
         volume[mask] = np.where(valid, values, np.nan)
         maps[name] = volume
-    status = np.zeros(atlas.shape, dtype=np.uint8)
+    status = np.full(atlas.shape, FIT_STATUS_OUTSIDE_MASK, dtype=np.uint8)
+    status[atlas.analysis_mask & ~tacs.covered] = FIT_STATUS_NO_DATA
     at_bound = np.asarray(fit.at_bound, dtype=bool)
-    status[mask] = np.where(valid, np.where(at_bound, 2, 1), 3)
+    status[mask] = np.where(
+        valid, np.where(at_bound, FIT_STATUS_AT_BOUND, FIT_STATUS_VALID), FIT_STATUS_FAILED
+    )
     n_failed = int(np.count_nonzero(~valid))
+    n_no_data = int(np.count_nonzero(status == FIT_STATUS_NO_DATA))
     warnings: list[str] = []
     if n_failed:
         LOGGER.warning("%s: %d of %d voxel fits failed (NaN)", where(scan), n_failed, valid.size)
         warnings.append(f"{n_failed} of {valid.size} voxel fits failed and are NaN")
+    if n_no_data:
+        LOGGER.info(
+            "%s: %d voxel(s) of the analysis mask are outside the field of view in at least one "
+            "frame and were not fitted (NaN)",
+            where(scan),
+            n_no_data,
+        )
     kinpar, fitted = roi_fits(tacs, k2prime.value_per_min, weights, atlas)
     used = fit.k2a_range_per_min
     if used is None:  # the kinetics always record the range; keep the type honest
@@ -324,11 +397,33 @@ def fit_session(
 def roi_fits(
     tacs: SessionTacs, k2prime_per_min: float, weights: Weights, atlas: RoiAtlas
 ) -> tuple[pd.DataFrame, dict[str, NDArray[np.float64]]]:
-    """SRTM2 (k2' fixed) on the mean TAC of every ROI but the reference."""
+    """SRTM2 (k2' fixed) on the mean TAC of every ROI but the reference.
+
+    An ROI with less than :data:`MIN_ROI_COVERAGE` of its voxels in the field of view gets NaN
+    parameters and the reason in ``note``.
+    """
     rows = []
     fitted: dict[str, NDArray[np.float64]] = {}
     for roi in atlas.masks:
         if roi == REFERENCE_ROI:
+            continue
+        share = tacs.coverage.get(roi, 1.0)
+        if share < MIN_ROI_COVERAGE:
+            rows.append(
+                {
+                    "roi": roi,
+                    "BPND": np.nan,
+                    "R1": np.nan,
+                    "k2a": np.nan,
+                    "k2prime": k2prime_per_min,
+                    "coverage": share,
+                    "note": (
+                        f"only {100 * share:.0f}% of the ROI is inside the field of view in every "
+                        f"frame (needs {100 * MIN_ROI_COVERAGE:.0f}%)"
+                    ),
+                }
+            )
+            fitted[roi] = np.full(len(tacs.tacs), np.nan)
             continue
         fit = fit_srtm2(
             tacs.start_s,
@@ -346,6 +441,8 @@ def roi_fits(
                 "R1": float(fit.r1) if ok else np.nan,
                 "k2a": float(fit.k2a) if ok else np.nan,
                 "k2prime": k2prime_per_min,
+                "coverage": share,
+                "note": "" if ok else "the SRTM2 fit of the ROI TAC failed",
             }
         )
         fitted[roi] = np.asarray(fit.fitted, dtype=np.float64)

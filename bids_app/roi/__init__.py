@@ -9,7 +9,7 @@ from bids_app.roi.atlas import (
     build_roi_atlas,
     load_custom_atlas,
 )
-from bids_app.roi.extract import extract_tacs, reference_coverage, roi_means
+from bids_app.roi.extract import extract_tacs, roi_means
 from bids_app.roi.template import (
     TEMPLATE_NAME,
     load_brain_mask,
@@ -30,6 +30,5 @@ __all__ = [
     "load_template",
     "load_tissue_mask",
     "load_tissue_probability",
-    "reference_coverage",
     "roi_means",
 ]

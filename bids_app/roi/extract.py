@@ -165,29 +165,3 @@ def roi_means(
         else:
             out[roi] = float(finite.mean())
     return out
-
-
-def reference_coverage(data_4d: ArrayLike | nib.Nifti1Image, mask: ArrayLike) -> float:
-    """Fraction of reference-region voxels that carry signal in the dynamic image.
-
-    A voxel counts as covered when it is finite in every frame and non-zero in at least one
-    (resampling outside the scanner's field of view gives NaN or 0). The pipeline stops when
-    the coverage is too low (e.g. < 0.5: the axial field of view missed the cerebellum).
-
-    Parameters
-    ----------
-    data_4d : (nx, ny, nz, n_frames) array or 4-D nibabel image
-        Dynamic PET on the atlas grid.
-    mask : (nx, ny, nz) bool array
-        Reference-region mask.
-
-    Returns
-    -------
-    float
-        Covered fraction in [0, 1].
-    """
-    data = _as_array(data_4d, 4, "data_4d")
-    m = _check_mask(mask, data.shape[:3], "reference")
-    values = data[m]
-    covered = np.all(np.isfinite(values), axis=1) & np.any(values != 0, axis=1)
-    return float(covered.mean())

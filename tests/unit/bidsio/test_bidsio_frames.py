@@ -68,6 +68,19 @@ def test_bad_frame_is_named(synthetic_bids, edit, frame: int, reason: str) -> No
     assert "--exclude-bad-frames" in problem
 
 
+def test_noise_only_frame_before_the_tracer_arrives_is_accepted(synthetic_bids) -> None:
+    # an early frame with no activity yet: zero-mean reconstruction noise, a slightly negative
+    # sum (FBP), is data, not corruption
+    def early_noise(d: np.ndarray) -> None:
+        noise = np.random.default_rng(3).normal(0.0, 0.05 * float(d.max()), d.shape[:3])
+        d[..., 0] = noise - noise.mean() - 1e-3
+
+    data = _data(early_noise)
+    assert data[..., 0].sum() < 0
+    study = discover_study(synthetic_bids(_sal(data)))
+    assert study.participants[0].baseline.excluded_frames == ()
+
+
 def test_sign_flipped_frame_reports_negative_share(synthetic_bids) -> None:
     problem = _problem(synthetic_bids(_sal(_data(_flip_frame))))
     assert "100 % of the non-zero voxels negative" in problem

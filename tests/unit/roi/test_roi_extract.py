@@ -9,7 +9,7 @@ import pytest
 from numpy.typing import NDArray
 
 from bids_app.errors import InputError
-from bids_app.roi.extract import extract_tacs, reference_coverage, roi_means
+from bids_app.roi.extract import extract_tacs, roi_means
 
 SHAPE = (7, 8, 9)
 
@@ -106,17 +106,6 @@ def test_roi_means_nan_robust(toy: tuple) -> None:
     assert out == {"cerebellum": pytest.approx(12.0), "putamen": pytest.approx(16.0)}
     img[6] = np.nan
     assert np.isnan(roi_means(img, masks)["putamen"])
-
-
-def test_reference_coverage(toy: tuple) -> None:
-    data, _masks = toy
-    ref = np.zeros(SHAPE, dtype=bool)
-    ref[0:4, 0, 0] = True  # 4 voxels
-    assert reference_coverage(data, ref) == 1.0
-    data[0, 0, 0, :] = 0.0  # no signal in any frame: not covered
-    data[1, 0, 0, 2] = np.nan  # NaN in one frame: not covered
-    data[2, 0, 0, 0] = 0.0  # zero in one frame only: still covered
-    assert reference_coverage(data, ref) == pytest.approx(0.5)
 
 
 def test_extract_tacs_on_real_atlas_masks(rng: np.random.Generator) -> None:
