@@ -57,6 +57,7 @@ from bids_app.pipelines.participant_outputs import (
 )
 from bids_app.pipelines.qc import SessionQcInputs, participant_qc
 from bids_app.pipelines.session_model import (
+    K2PRIME_ROI,
     REFERENCE_ROI,
     SessionFit,
     SessionK2Prime,
@@ -269,6 +270,8 @@ def _runner(participant: ParticipantInput, config: Config, inputs: dict[str, str
             t1w=t1w,
             pet_template=load_pet_template(RESOLUTION_MM),
             pet_deformable=config.pet_normalisation == "syn",
+            binding_mean=m.baseline,
+            binding_region=atlas().masks.get(K2PRIME_ROI),
             n_threads=threads,
         )
 

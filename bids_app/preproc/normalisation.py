@@ -196,6 +196,30 @@ def affine_disagreement_mm(
     return float(np.sqrt(np.mean(np.sum(diff[:, :3] ** 2, axis=1))))
 
 
+def hot_region_dice(
+    image: NDArray[np.floating],
+    region: NDArray[np.bool_],
+    search_mm: float = 10.0,
+    voxel_mm: float = 2.0,
+) -> float:
+    """Dice of a high-binding ROI (e.g. the striatum) with as many of the hottest voxels.
+
+    The hottest voxels are taken inside ``region`` dilated by ``search_mm`` (and the field of
+    view, where ``image`` is finite), so the measure asks whether the high-binding region sits
+    where the atlas puts it. NaN when fewer than 10 ROI voxels are in the field of view.
+    """
+    values = np.asarray(image, dtype=np.float64)
+    search = ndimage.binary_dilation(region, iterations=max(1, round(search_mm / voxel_mm)))
+    search &= np.isfinite(values)
+    target = region & search
+    n = int(target.sum())
+    if n < 10:
+        return float("nan")
+    threshold = np.sort(values[search])[-n]
+    hot = search & (np.where(search, values, -np.inf) >= threshold)
+    return 2.0 * float((hot & target).sum()) / float(hot.sum() + target.sum())
+
+
 # --------------------------------------------------------------------------- registrations
 def _linear_stages(
     levels: tuple[tuple[int, ...], tuple[int, ...], tuple[float, ...]], *, rigid: bool = True
@@ -287,6 +311,66 @@ def nearest_rigid(matrix: NDArray[np.float64], centre: NDArray[np.float64]) -> N
     return out
 
 
+def _mutual_information(
+    ants: Any, fixed: Any, moving: Any, transform: Path, mask: NDArray[np.bool_]
+) -> float:
+    """Mattes mutual information (ANTs sign: more negative is better) inside ``mask``."""
+    warped = ants.apply_transforms(fixed, moving, [str(transform)], interpolator="linear")
+    a = np.where(mask, fixed.numpy(), 0.0).astype(np.float32)
+    b = np.where(mask, warped.numpy(), 0.0).astype(np.float32)
+    return float(ants.image_mutual_information(ants.from_numpy(a), ants.from_numpy(b)))
+
+
+def _mirror_test(
+    ants: Any,
+    t1_brain: Any,
+    extraction: Any,
+    pet: Any,
+    rigid_file: Path,
+    mask: NDArray[np.bool_],
+    centre_mm: NDArray[np.float64],
+    stage: Stage,
+    work: Path,
+) -> float:
+    """Relative MI gain of the T1w over its left-right mirror image as the PET's match.
+
+    The skull-stripped T1w is mirrored about the sagittal plane through its brain's centre and
+    the PET registered to it (rigid, started where the PET -> T1w registration ended); a
+    near-symmetric brain fits either way, so only a clearly better fit of the mirror image
+    matters. Returns ``(MI_mirror - MI_T1w) / |MI_T1w|`` with ANTs' sign (more negative MI is
+    better): positive when the T1w as given matches the PET better, negative when its mirror
+    does (a T1w flipped left-right relative to the PET).
+    """
+    affine = np.asarray(extraction.brain.affine, dtype=np.float64)
+    reflection = np.eye(4)
+    reflection[0, 0] = -1.0
+    reflection[0, 3] = 2.0 * float(centre_mm[0])
+    to_source = np.linalg.inv(affine) @ reflection @ affine
+    data = np.asarray(extraction.brain.dataobj, dtype=np.float32)
+    mirrored = ndimage.affine_transform(
+        data, to_source[:3, :3], offset=to_source[:3, 3], order=1, mode="constant"
+    )
+    mirrored_mask = (
+        ndimage.affine_transform(
+            mask.astype(np.float32), to_source[:3, :3], offset=to_source[:3, 3], order=0
+        )
+        > 0.5
+    )
+    mirror_img = nifti_to_ants(extraction.brain, mirrored)
+    files = run_registration(
+        mirror_img,
+        pet,
+        [stage],
+        work / "norm_t1w2pet_mirror_",
+        initial=rigid_file,
+        fixed_mask=nifti_to_ants(extraction.brain, mirrored_mask.astype(np.float32)),
+    )
+    original = _mutual_information(ants, t1_brain, pet, rigid_file, mask)
+    mirror = _mutual_information(ants, mirror_img, pet, files.affine, mirrored_mask)
+    files.affine.unlink(missing_ok=True)
+    return (mirror - original) / abs(original) if original != 0 else float("nan")
+
+
 def _via_t1w(
     pet: Any,
     t1w: nib.spatialimages.SpatialImage,
@@ -322,15 +406,14 @@ def _via_t1w(
     rigid = Stage(
         "Rigid[0.1]", "Mattes", 32, "Regular", 0.5, (1000, 500, 250), (4, 2, 1), (2.0, 1.0, 0.0)
     )
+    fixed_mask = nifti_to_ants(extraction.mask, t1_mask.astype(np.float32))
     pet_files = run_registration(
-        t1_brain,
-        pet,
-        [rigid],
-        work / "norm_t1w2pet_",
-        initial=init,
-        fixed_mask=nifti_to_ants(extraction.mask, t1_mask.astype(np.float32)),
+        t1_brain, pet, [rigid], work / "norm_t1w2pet_", initial=init, fixed_mask=fixed_mask
     )
     init.unlink(missing_ok=True)
+    mirror_gain = _mirror_test(
+        ants, t1_brain, extraction, pet, pet_files.affine, t1_mask, centre, rigid, work
+    )
     transforms = (*to_t1w, pet_files.affine)
     linear = read_affine(pet_files.affine) @ read_affine(to_t1w[-1])
     warped_t1 = ants.apply_transforms(
@@ -351,6 +434,7 @@ def _via_t1w(
         "t1w_prior_dice": extraction.prior_dice,
         "t1w_template_dice": t1w_dice,
         "t1w_template_correlation": correlation,
+        "t1w_mirror_mi_gain": mirror_gain,
     }
     return _T1wResult(
         transforms, linear, metrics, nib.Nifti1Image(t1_mni, tpl3.affine), correlation
@@ -366,6 +450,8 @@ def normalise_to_template(
     pet_template: nib.spatialimages.SpatialImage | None = None,
     pet_deformable: bool = False,
     template_mask: NDArray[np.bool_] | None = None,
+    binding_mean: nib.spatialimages.SpatialImage | None = None,
+    binding_region: NDArray[np.bool_] | None = None,
     check: bool = True,
     n_threads: int = 1,
 ) -> Normalisation:
@@ -391,6 +477,16 @@ def normalise_to_template(
         Add a SyN stage to the PET-only path (default: rigid -> affine).
     template_mask : (nx, ny, nz) ndarray of bool, optional
         Brain mask on the template grid (default :func:`template_brain_mask`).
+    binding_mean : nibabel image, optional
+        A mean dominated by specific binding (whole scan or late frames) in the baseline
+        reference space, and
+    binding_region : (nx, ny, nz) ndarray of bool, optional
+        the ROI where the tracer binds most (the striatum for D2/3 tracers) on the template
+        grid. With a T1w, both give ``metrics["binding_dice_t1w"]`` and
+        ``metrics["binding_dice_pet_only"]`` (:func:`hot_region_dice` of the mean normalised
+        through each mapping): the T1w path should place the PET's own high-binding region at
+        least as well as the PET-only affine does, and falls clearly below it with a T1w of
+        another head.
     check : bool
         Raise :class:`RegistrationError` on an implausible result (default True).
     n_threads : int
@@ -424,10 +520,28 @@ def normalise_to_template(
     )
     method: Literal["pet", "t1w"] = "pet"
     if t1w is not None:
-        pet_affine = linear
+        pet_affine, pet_only = linear, transforms[-1]
         via = _via_t1w(pet, t1w, tpl3, brain, pet_affine, work, n_threads)
         transforms, linear, metrics, t1w_mni = via.transforms, via.linear, via.metrics, via.t1w_mni
         metrics["pet_only_agreement_mm"] = affine_disagreement_mm(linear, pet_affine, tpl3, brain)
+        if binding_mean is not None and binding_region is not None:
+            binding = nifti_to_ants(as_3d(binding_mean, "binding_mean"))
+            for key, chain in (
+                ("binding_dice_t1w", transforms),
+                ("binding_dice_pet_only", (pet_only,)),
+            ):
+                warped_binding = ants.apply_transforms(
+                    nifti_to_ants(tpl3),
+                    binding,
+                    [str(t) for t in chain],
+                    interpolator="linear",
+                    defaultvalue=OUTSIDE,
+                )
+                metrics[key] = hot_region_dice(
+                    outside_to_nan(warped_binding.numpy()),
+                    binding_region,
+                    voxel_mm=_voxel_mm(tpl3),
+                )
         reference = None
         method = "t1w"
     warped = ants.apply_transforms(
