@@ -11,6 +11,8 @@ Prints ``key=value`` lines:
 * the time of a per-voxel ``scipy.optimize.curve_fit`` loop on a subset (scaled to the full
   set) and the accuracy of both methods against the generating values.
 
+The same lines go to ``benchmarks/results/kinetics.json`` (``--no-save`` skips that).
+
 BLAS threads are limited with ``threadpoolctl`` (installed with nilearn -> scikit-learn);
 numpy's element-wise operations are single-threaded. Times are the minimum of ``--repeats``.
 
@@ -30,6 +32,7 @@ import tracemalloc
 from collections.abc import Callable
 
 import numpy as np
+from _results import load_average, save_results
 from numpy.typing import NDArray
 from scipy.optimize import curve_fit
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -187,11 +190,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
     parser.add_argument("--loop-voxels", type=int, default=300, help="0 skips curve_fit")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-save", action="store_true", help="do not write the JSON results")
     args = parser.parse_args(argv)
+    load_before = load_average()
     with threadpool_limits(limits=args.threads):
         lines = _run(args)
     for key, value in lines.items():
         sys.stdout.write(f"{key}={value}\n")
+    if not args.no_save:
+        path = save_results("kinetics", {"threads": args.threads, **lines}, load_before)
+        sys.stdout.write(f"results written to {path}\n")
     return 0
 
 

@@ -39,9 +39,31 @@ from bids_app.outputs.names import logs_dir, report_name, summary_path
 from bids_app.outputs.sidecars import write_dataset_description
 from bids_app.pipelines.executor import map_tasks
 from bids_app.pipelines.participant_run import ParticipantOutcome, process_participant
+from bids_app.pipelines.stages import StageTiming
 
 LOGGER = logging.getLogger(__name__)
-SUMMARY_COLUMNS = ["participant_id", "session_id", "status", "message", "qc", "elapsed_s"]
+#: Seconds per group of stages in ``logs/summary.tsv``: column -> stage names (the part before
+#: ``:``) it adds up. ``outputs_s`` is writing the derivatives, publishing them and the report.
+TIMING_COLUMNS: dict[str, tuple[str, ...]] = {
+    "motion_s": ("motion",),
+    "means_s": ("means",),
+    "coregistration_s": ("coregistration",),
+    "normalisation_s": ("normalisation",),
+    "resample_s": ("resample",),
+    "model_s": ("tacs", "k2prime", "fit"),
+    "outputs_s": ("outputs", "report"),
+}
+SUMMARY_COLUMNS = [
+    "participant_id",
+    "session_id",
+    "status",
+    "message",
+    "qc",
+    "elapsed_s",
+    *TIMING_COLUMNS,
+    "peak_rss_mb",
+    "from_checkpoint",
+]
 
 
 @dataclass(frozen=True)
@@ -328,6 +350,33 @@ def format_plan(study: Study, config: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
+def timing_summary(timings: Sequence[StageTiming]) -> dict[str, object]:
+    """The timing columns of ``logs/summary.tsv`` for one participant.
+
+    Parameters
+    ----------
+    timings : sequence of StageTiming
+        The participant's stages (``ParticipantOutcome.timings``).
+
+    Returns
+    -------
+    dict
+        One value per :data:`TIMING_COLUMNS` entry (wall seconds, 0.1 s; stages of both
+        sessions added up), ``peak_rss_mb`` (largest peak resident memory of the process that
+        ran the participant, MiB) and ``from_checkpoint`` (stages loaded from a previous run's
+        checkpoints, comma-separated, or ``none``); all ``n/a`` without timings.
+    """
+    if not timings:
+        return dict.fromkeys([*TIMING_COLUMNS, "peak_rss_mb", "from_checkpoint"], "n/a")
+    out: dict[str, object] = {
+        column: round(sum(t.seconds for t in timings if t.name.split(":")[0] in stages), 1)
+        for column, stages in TIMING_COLUMNS.items()
+    }
+    out["peak_rss_mb"] = round(max(t.peak_rss_mb for t in timings))
+    out["from_checkpoint"] = ",".join(t.name for t in timings if t.cached) or "none"
+    return out
+
+
 def update_summary(
     path: Path,
     outcomes: list[ParticipantOutcome],
@@ -335,8 +384,10 @@ def update_summary(
 ) -> None:
     """Merge this run's outcomes into ``logs/summary.tsv`` (one row per participant/session).
 
-    ``notes`` (``(participant, session) -> text``, from :func:`session_notes`) are appended to
-    the rows' messages.
+    Columns: :data:`SUMMARY_COLUMNS`. ``notes`` (``(participant, session) -> text``, from
+    :func:`session_notes`) are appended to the rows' messages. The timing columns repeat the
+    participant's numbers on each of its session rows (stages such as normalisation serve both
+    sessions).
     """
     notes = notes or {}
 
@@ -352,6 +403,7 @@ def update_summary(
             "message": message(o, session),
             "qc": o.qc.summary() if o.qc is not None else "n/a",
             "elapsed_s": round(o.elapsed_s, 1) if o.status == "success" else "n/a",
+            **timing_summary(o.timings if o.status == "success" else ()),
         }
         for o in outcomes
         for session in (o.sessions or ("",))
@@ -366,14 +418,21 @@ def update_summary(
             old = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
             old = old[~old["participant_id"].isin(set(new["participant_id"]))]
             new = pd.concat([old, new], ignore_index=True)
+            # a summary written by an older version lacks columns: they read n/a there
+            extra = [c for c in new.columns if c not in SUMMARY_COLUMNS]
+            new = new.reindex(columns=[*SUMMARY_COLUMNS, *extra])
         new = new.sort_values(["participant_id", "session_id"], kind="stable")
         write_tsv(path, new)
 
 
 __all__ = [
+    "SUMMARY_COLUMNS",
+    "TIMING_COLUMNS",
     "apply_qc_policy",
     "format_plan",
     "run_participant_level",
     "session_notes",
+    "timing_summary",
+    "update_summary",
     "validate_inputs",
 ]

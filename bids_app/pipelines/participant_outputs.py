@@ -7,10 +7,12 @@ File names come from :mod:`bids_app.outputs.names`, sidecars from
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 from scipy import ndimage
 
@@ -27,6 +29,7 @@ from bids_app.pipelines.session_model import (
     SessionK2Prime,
     SessionTacs,
 )
+from bids_app.pipelines.stages import StageTiming
 from bids_app.preproc.motion import MotionEstimate
 from bids_app.preproc.normalisation import Normalisation, template_brain_mask
 from bids_app.preproc.registration import warp_image_to_template
@@ -401,6 +404,37 @@ def _signal_dice(mean: NDArray[np.float64], brain: NDArray[np.bool_]) -> float:
         return 0.0
     signal = ndimage.binary_fill_holes(smooth > 0.25 * np.percentile(positive, 99.0))
     return 2.0 * float((signal & brain).sum()) / float(signal.sum() + brain.sum())
+
+
+def stage_timings_table(timings: Sequence[StageTiming]) -> pd.DataFrame:
+    """Per-stage wall time and memory, in run order, for the report's provenance.
+
+    Returns
+    -------
+    DataFrame
+        ``stage``, ``seconds`` (s, 2 decimals), ``from_checkpoint`` (bool), ``peak_rss_mb``
+        (MiB, integer), plus a ``total`` row (summed seconds, largest peak, no checkpoint
+        flag).
+    """
+    rows = [
+        {
+            "stage": t.name,
+            "seconds": round(t.seconds, 2),
+            "from_checkpoint": t.cached,
+            "peak_rss_mb": round(t.peak_rss_mb),
+        }
+        for t in timings
+    ]
+    if timings:
+        rows.append(
+            {
+                "stage": "total",
+                "seconds": round(sum(t.seconds for t in timings), 2),
+                "from_checkpoint": None,
+                "peak_rss_mb": round(max(t.peak_rss_mb for t in timings)),
+            }
+        )
+    return pd.DataFrame(rows, columns=["stage", "seconds", "from_checkpoint", "peak_rss_mb"])
 
 
 def participant_report(

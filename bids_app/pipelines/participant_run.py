@@ -21,7 +21,7 @@ import logging
 import shutil
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -52,6 +52,7 @@ from bids_app.pipelines.common import RESOLUTION_MM, load_atlas, now_iso, proven
 from bids_app.pipelines.crash import failure_stage, record_failure
 from bids_app.pipelines.participant_outputs import (
     participant_report,
+    stage_timings_table,
     write_preproc_outputs,
     write_session_outputs,
 )
@@ -66,7 +67,7 @@ from bids_app.pipelines.session_model import (
     fit_session,
     session_tacs,
 )
-from bids_app.pipelines.stages import StageRunner, StageTiming
+from bids_app.pipelines.stages import StageRunner, StageTiming, peak_rss_mb
 from bids_app.preproc import configure_ants_threads
 from bids_app.preproc.motion import MotionEstimate, estimate_motion
 from bids_app.preproc.normalisation import (
@@ -75,6 +76,7 @@ from bids_app.preproc.normalisation import (
     template_brain_mask,
 )
 from bids_app.preproc.registration import (
+    MeanFrames,
     coregister_sessions,
     motion_corrected_mean,
     resample_to_template,
@@ -111,6 +113,28 @@ class _Means:
     baseline: nib.Nifti1Image
     challenge: nib.Nifti1Image
     baseline_early: nib.Nifti1Image
+
+
+class _InMemoryImages:
+    """The participant's PET images as analysed, each read from disk once, on first use.
+
+    Motion, means and resampling all read every frame; from a ``.nii.gz`` each frame read
+    decompresses the file from its start, so the data are loaded once (in the first stage
+    that needs them, which is where the time is counted) and kept as float32 arrays
+    (~60 MB per default-size session), decay-corrected and without excluded frames
+    (:func:`bids_app.bidsio.load_pet_data`).
+    """
+
+    def __init__(self, scans: dict[str, PetScan]) -> None:
+        self._scans = scans
+        self._images: dict[str, nib.Nifti1Image] = {}
+
+    def __getitem__(self, role: str) -> nib.Nifti1Image:
+        if role not in self._images:
+            img = load_pet_data(self._scans[role])
+            data = np.asarray(img.dataobj, dtype=np.float32)
+            self._images[role] = nib.Nifti1Image(data, img.affine)
+        return self._images[role]
 
 
 def process_participant(
@@ -219,8 +243,8 @@ def _runner(participant: ParticipantInput, config: Config, inputs: dict[str, str
     work = config.work_dir / f"sub-{subject}"
     runner = StageRunner(work / "checkpoints", _stage_context(), f"sub-{subject}")
     scans = {"baseline": participant.baseline, "challenge": participant.challenge}
-    # decay-corrected to the injection, without excluded frames (bidsio.load_pet_data)
-    images = {role: load_pet_data(scan) for role, scan in scans.items()}
+    # each read once, decay-corrected to the injection, without excluded frames
+    images = _InMemoryImages(scans)
     scan_ids = {
         role: {
             "image": inputs[_relative(scan.path, config.bids_dir)],
@@ -238,17 +262,22 @@ def _runner(participant: ParticipantInput, config: Config, inputs: dict[str, str
     for role, scan in scans.items():
         runner.add(
             f"motion:{role}",
-            lambda img=images[role], timing=scan.timing: estimate_motion(img, timing),
+            lambda role=role, timing=scan.timing: estimate_motion(
+                images[role], timing, n_threads=threads
+            ),
             params={"scan": scan_ids[role]},
         )
 
     def means(motion_b: MotionEstimate, motion_c: MotionEstimate) -> _Means:
+        def mean(role: str, motion: MotionEstimate, frames: MeanFrames) -> nib.Nifti1Image:
+            return motion_corrected_mean(images[role], motion, frames, n_threads=threads)
+
         return _Means(
-            baseline=motion_corrected_mean(images["baseline"], motion_b, frames="all"),
-            challenge=motion_corrected_mean(images["challenge"], motion_c, frames="all"),
+            baseline=mean("baseline", motion_b, "all"),
+            challenge=mean("challenge", motion_c, "all"),
             # An early (perfusion-weighted) mean has the grey/white contrast PET-only
             # normalisation needs; a late raclopride mean is dominated by the striatum.
-            baseline_early=motion_corrected_mean(images["baseline"], motion_b, frames="early"),
+            baseline_early=mean("baseline", motion_b, "early"),
         )
 
     runner.add("means", means, depends=["motion:baseline", "motion:challenge"], persist=False)
@@ -449,6 +478,7 @@ def _process(
     if qc.status != "pass":
         LOGGER.warning("sub-%s: QC %s", subject, qc.summary())
 
+    outputs_started = time.perf_counter()
     index = {
         role: write_session_outputs(
             staging, scans[role], *results[role], space, template_img.affine, atlas, config
@@ -486,6 +516,11 @@ def _process(
         raise
     outputs = sorted(manifest.files)
 
+    timings = [
+        *runner.timings,
+        StageTiming("outputs", time.perf_counter() - outputs_started, False, peak_rss_mb()),
+    ]
+    report_started = time.perf_counter()
     report_path = config.output_dir / report_name(subject)
     normalisation_path = (
         "PET→T1w→MNI" if participant.t1w is not None else f"PET-only ({config.pet_normalisation})"
@@ -500,7 +535,7 @@ def _process(
             normalisation_path,
             norm,
             outputs,
-            provenance(config, started),
+            replace(provenance(config, started), stage_timings=stage_timings_table(timings)),
             qc,
             coreg,
         )
@@ -515,6 +550,9 @@ def _process(
     rel = report_path.relative_to(config.output_dir).as_posix()
     manifest.files[rel] = report_path.stat().st_size
     write_manifest(config.output_dir, manifest)
+    timings.append(
+        StageTiming("report", time.perf_counter() - report_started, False, peak_rss_mb())
+    )
     elapsed = time.perf_counter() - start
     LOGGER.info("sub-%s: report %s", subject, report_path)
     return ParticipantOutcome(
@@ -524,7 +562,7 @@ def _process(
         sessions,
         tuple(sorted(manifest.files)),
         elapsed,
-        tuple(runner.timings),
+        tuple(timings),
         qc,
     )
 

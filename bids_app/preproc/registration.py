@@ -12,8 +12,10 @@ Spaces and transform directions
 * Every matrix or file follows the ANTs "pull-back" direction: output-space point -> input-space
   point. For a frame resampled to the template the chain is therefore
   ``template -> (normalisation) -> baseline reference -> (session) -> session reference ->
-  (motion) -> frame``, passed to ``ants.apply_transforms`` as one list, so each frame is
-  interpolated exactly once (a second interpolation costs ~5 % of striatal BPnd).
+  (motion) -> frame``, and each frame is interpolated exactly once through the whole chain
+  (a second interpolation costs ~5 % of striatal BPnd). The normalisation part is composed
+  once per session into reference-space points of the template voxels; the session and
+  motion parts are 4x4 matrices applied to those points per frame.
 * Voxels whose chain ends outside the frame's grid are NaN ("no data"), not 0.
 """
 
@@ -23,31 +25,37 @@ import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import nibabel as nib
 import numpy as np
 from numpy.typing import NDArray
+from scipy import ndimage
 
-from bids_app.errors import InputError
+from bids_app.errors import InputError, RegistrationError
 from bids_app.preproc._ants import (
     OUTSIDE,
     RETRY_INITIALISATIONS,
     Stage,
     as_3d,
     import_ants,
+    import_ants_loaded,
     nifti_to_ants,
     outside_to_nan,
     read_affine,
     run_registration,
     write_affine,
 )
-from bids_app.preproc.motion import MotionEstimate, resample_rigid_native
+from bids_app.preproc._parallel import thread_map
+from bids_app.preproc.motion import MotionEstimate, corrected_mean
 from bids_app.preproc.normalisation import Normalisation
+from bids_app.preproc.rigid import CHUNK_POINTS, LinearSampler, grid_points, inside_grid
+from bids_app.preproc.transforms import ras_lps_flip
 
 logger = logging.getLogger(__name__)
 
 Interpolation = Literal["linear", "bSpline", "lanczosWindowedSinc", "nearestNeighbor"]
+FrameInterpolation = Literal["linear", "nearestNeighbor", "bSpline"]
 MeanFrames = Literal["usable", "early", "all"]
 
 #: Frames ending by this time form the "early" (perfusion-like) mean, minutes.
@@ -55,6 +63,16 @@ EARLY_END_MIN = 10.0
 
 
 # --------------------------------------------------------------------------- helpers
+def _frames_array(pet_img: nib.spatialimages.SpatialImage) -> NDArray[np.float32]:
+    """All frames as one float32 array, read once (a gzipped NIfTI cannot seek to a frame).
+
+    Reading ``dataobj[..., i]`` frame by frame from a ``.nii.gz`` decompresses the file from
+    its start for every frame; one read costs a single pass. An in-memory float32 image is
+    returned without a copy.
+    """
+    return np.asarray(pet_img.dataobj, dtype=np.float32)
+
+
 def _mean_frame_indices(
     motion: MotionEstimate, frames: Sequence[int] | MeanFrames | None
 ) -> NDArray[np.int64]:
@@ -85,6 +103,8 @@ def motion_corrected_mean(
     motion: MotionEstimate,
     frames: Sequence[int] | MeanFrames | None = None,
     weights: Sequence[float] | None = None,
+    *,
+    n_threads: int = 1,
 ) -> nib.Nifti1Image:
     """Weighted mean of motion-corrected frames in the session's reference space.
 
@@ -101,6 +121,8 @@ def motion_corrected_mean(
         normalisation).
     weights : sequence of float, optional
         One weight per selected frame (default: frame durations, i.e. a time-weighted mean).
+    n_threads : int
+        Frames resampled in parallel (the result does not depend on it).
 
     Returns
     -------
@@ -126,17 +148,18 @@ def motion_corrected_mean(
                 f"got {list(np.asarray(weights).reshape(-1))}"
             )
             raise InputError(msg)
-    affine = np.asarray(pet_img.affine, dtype=np.float64)
-    total = np.zeros(pet_img.shape[:3])
-    weight_sum = np.zeros(pet_img.shape[:3])
-    for i, wi in zip(idx, w, strict=True):
-        frame = np.asarray(pet_img.dataobj[..., int(i)], dtype=np.float64)
-        corrected = resample_rigid_native(frame, affine, motion.reference_to_frame[i])
-        valid = np.isfinite(corrected)
-        total[valid] += wi * corrected[valid]
-        weight_sum[valid] += wi
-    mean = np.divide(total, weight_sum, out=np.zeros_like(total), where=weight_sum > 0)
-    return nib.Nifti1Image(mean.astype(np.float32), affine)
+    frame_weights: dict[int, float] = {}
+    for i, wi in zip(idx, w, strict=True):  # a frame listed twice counts twice
+        frame_weights[int(i)] = frame_weights.get(int(i), 0.0) + float(wi)
+    data = _frames_array(pet_img)
+    mean = corrected_mean(
+        lambda i: data[..., i],
+        np.asarray(pet_img.affine, dtype=np.float64),
+        {i: motion.reference_to_frame[i] for i in frame_weights},
+        frame_weights,
+        n_threads,
+    )
+    return nib.Nifti1Image(mean.astype(np.float32), pet_img.affine)
 
 
 # --------------------------------------------------------------------------- co-registration
@@ -228,6 +251,131 @@ def _session_chain(
     return chain
 
 
+def template_to_reference_points(
+    normalisation: Normalisation,
+    template: nib.spatialimages.SpatialImage,
+    work_dir: Path,
+) -> NDArray[np.float64]:
+    """Where every template voxel lands in the baseline reference space (RAS mm).
+
+    The normalisation chain is composed once: a chain of ``.mat`` affines is multiplied out
+    in numpy (``ants.apply_transforms`` applies the first listed transform to the output
+    point first); a chain with a displacement field is composed by ANTs into one
+    displacement field on the template grid (``apply_transforms(..., compose=...)``), whose
+    vectors are added to the voxel positions. Every frame then needs a single affine map of
+    these points (:func:`resample_to_template`), instead of one ``antsApplyTransforms`` call,
+    with its transform files read from disk, per frame.
+
+    Parameters
+    ----------
+    normalisation : Normalisation
+        Template -> baseline reference-space transforms.
+    template : nibabel image
+        The output grid (3-D).
+    work_dir : Path
+        Scratch folder for the composed field (deleted).
+
+    Returns
+    -------
+    (3, nx * ny * nz) ndarray
+        Baseline reference-space coordinates of the template voxels, C order, mm.
+    """
+    tpl3 = as_3d(template, "template")
+    voxels = grid_points(np.asarray(tpl3.affine, dtype=np.float64), tpl3.shape)
+    files = [Path(f) for f in normalisation.transforms]
+    if all(f.suffix == ".mat" for f in files):
+        chain = np.eye(4)
+        for f in files:
+            chain = read_affine(f) @ chain
+        return chain[:3, :3] @ voxels + chain[:3, 3:4]
+    ants = import_ants_loaded()
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    fixed = nifti_to_ants(tpl3)
+    composed = ants.apply_transforms(
+        fixed,
+        fixed,
+        [str(f) for f in files],
+        whichtoinvert=[False] * len(files),
+        compose=str(work / "template_to_reference_"),
+    )
+    if composed is None or not Path(composed).is_file():
+        msg = (
+            "ANTs could not compose the normalisation transforms "
+            f"{[str(f) for f in files]} into one displacement field (in {work})"
+        )
+        raise RegistrationError(msg)
+    try:
+        field_img = cast(nib.Nifti1Image, nib.load(composed))
+        field = np.asarray(field_img.dataobj, dtype=np.float64)
+    finally:
+        Path(composed).unlink(missing_ok=True)
+    displacement_lps = field.reshape(-1, 3).T  # ITK fields hold LPS vectors
+    points: NDArray[np.float64] = voxels + ras_lps_flip()[:3, :3] @ displacement_lps
+    return points
+
+
+def _interpolate_frame(
+    frame: NDArray[np.float32],
+    frame_from_points: NDArray[np.float64],
+    points: NDArray[np.float64],
+    interpolation: FrameInterpolation,
+) -> NDArray[np.float32]:
+    """Values of one frame at mapped points; NaN outside its grid (or next to NaN data).
+
+    Parameters
+    ----------
+    frame : (nx, ny, nz) ndarray
+        Raw frame.
+    frame_from_points : (4, 4) ndarray
+        Maps the points (mm) to the frame's voxel indices.
+    points : (3, n) ndarray
+        Points, mm.
+    interpolation : {"linear", "nearestNeighbor", "bSpline"}
+        Interpolator.
+
+    Returns
+    -------
+    (n,) ndarray, float32
+    """
+    if interpolation == "linear":
+        sampler = LinearSampler(frame)
+
+        def values_at(vox: NDArray[np.float64]) -> NDArray[np.float32]:
+            return np.asarray(sampler.sample(vox)[0], dtype=np.float32)
+
+    elif interpolation == "nearestNeighbor":
+        upper = np.asarray(frame.shape)[:, None] - 1
+
+        def values_at(vox: NDArray[np.float64]) -> NDArray[np.float32]:
+            index = np.clip(np.rint(vox), 0, upper).astype(np.intp)
+            return np.asarray(frame[index[0], index[1], index[2]], dtype=np.float32)
+
+    elif interpolation == "bSpline":
+        coefficients = ndimage.spline_filter(frame.astype(np.float64), order=3, mode="nearest")
+
+        def values_at(vox: NDArray[np.float64]) -> NDArray[np.float32]:
+            return ndimage.map_coordinates(
+                coefficients, vox, order=3, mode="nearest", prefilter=False
+            ).astype(np.float32)
+
+    else:
+        msg = (
+            "interpolation must be one of 'linear', 'nearestNeighbor', 'bSpline'; "
+            f"got {interpolation!r}"
+        )
+        raise InputError(msg)
+    out = np.empty(points.shape[1], dtype=np.float32)
+    # blocks of points keep the temporaries in the CPU caches (see rigid.CHUNK_POINTS)
+    for lo in range(0, points.shape[1], CHUNK_POINTS):
+        hi = min(lo + CHUNK_POINTS, points.shape[1])
+        vox = frame_from_points[:3, :3] @ points[:, lo:hi] + frame_from_points[:3, 3:4]
+        block = values_at(vox)
+        block[~inside_grid(vox, frame.shape)] = np.nan
+        out[lo:hi] = block
+    return out
+
+
 def resample_to_template(
     pet_img: nib.spatialimages.SpatialImage,
     motion: MotionEstimate,
@@ -235,11 +383,17 @@ def resample_to_template(
     template: nib.spatialimages.SpatialImage,
     *,
     session_transform: NDArray[np.float64] | None = None,
-    interpolation: Interpolation = "linear",
+    interpolation: FrameInterpolation = "linear",
     work_dir: Path | None = None,
     n_threads: int = 1,
 ) -> nib.Nifti1Image:
     """Resample every frame onto the template grid with ONE interpolation per frame.
+
+    The normalisation chain is composed once (:func:`template_to_reference_points`); frame
+    ``i`` is then sampled at ``reference_to_frame[i] @ session_transform @ y`` for the
+    reference-space points ``y`` of the template voxels: one trilinear interpolation of the
+    raw frame, with the same result as ``ants.apply_transforms`` on the whole chain (up to a
+    half-voxel border of the field of view, which ANTs extrapolates into and which is NaN here).
 
     Parameters
     ----------
@@ -254,13 +408,13 @@ def resample_to_template(
     session_transform : (4, 4) ndarray, optional
         ``baseline_to_challenge`` from :func:`coregister_sessions`, for the challenge session;
         ``None`` for the baseline session.
-    interpolation : {"linear", "bSpline", "lanczosWindowedSinc", "nearestNeighbor"}
-        ANTs interpolator.
+    interpolation : {"linear", "nearestNeighbor", "bSpline"}
+        Trilinear (default), nearest voxel, or cubic B-spline (``scipy.ndimage``, order 3).
     work_dir : Path, optional
-        Scratch folder for the per-frame transform files (default: the folder of the
-        normalisation transforms); the files are deleted.
+        Scratch folder for composing a deformable chain (default: the folder of the
+        normalisation transforms); its files are deleted.
     n_threads : int
-        ITK threads.
+        Frames interpolated in parallel (the result does not depend on it).
 
     Returns
     -------
@@ -268,35 +422,35 @@ def resample_to_template(
         4-D float32 on the template grid; NaN where a frame has no data (outside its field of
         view).
     """
-    ants = import_ants(n_threads)
     if len(pet_img.shape) != 4 or pet_img.shape[3] != motion.n_frames:
         msg = (
             f"pet_img must be 4-D with {motion.n_frames} frames (as the motion estimate); "
             f"got shape {pet_img.shape}"
         )
         raise InputError(msg)
+    session = np.eye(4)
+    if session_transform is not None:
+        session = np.asarray(session_transform, dtype=np.float64)
+        if session.shape != (4, 4):
+            msg = f"session_transform must be a 4x4 matrix; got shape {session.shape}"
+            raise InputError(msg)
     tpl3 = as_3d(template, "template")
-    fixed = nifti_to_ants(tpl3)
     base = Path(work_dir) if work_dir is not None else normalisation.transforms[0].parent
     work = base / "resample_tmp"
-    work.mkdir(parents=True, exist_ok=True)
-    out = np.empty((*tpl3.shape, motion.n_frames), dtype=np.float32)
     try:
-        chain = _session_chain(normalisation, session_transform, work)
-        geometry = pet_img.slicer[..., 0]
-        for i in range(motion.n_frames):
-            frame = nifti_to_ants(geometry, np.asarray(pet_img.dataobj[..., i], dtype=np.float32))
-            motion_file = write_affine(motion.reference_to_frame[i], work / f"frame{i:03d}.mat")
-            warped = ants.apply_transforms(
-                fixed,
-                frame,
-                [*chain, str(motion_file)],
-                interpolator=interpolation,
-                defaultvalue=OUTSIDE,
-            )
-            out[..., i] = outside_to_nan(warped.numpy())
+        points = template_to_reference_points(normalisation, tpl3, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    data = _frames_array(pet_img)
+    to_vox = np.linalg.inv(np.asarray(pet_img.affine, dtype=np.float64))
+    out = np.empty((*tpl3.shape, motion.n_frames), dtype=np.float32)
+
+    def one(i: int) -> None:
+        mat = to_vox @ motion.reference_to_frame[i] @ session
+        values = _interpolate_frame(data[..., i], mat, points, interpolation)
+        out[..., i] = values.reshape(tpl3.shape)
+
+    thread_map(one, list(range(motion.n_frames)), n_threads)
     logger.info("resampled %d frames to the template grid %s", motion.n_frames, tpl3.shape)
     return nib.Nifti1Image(out, tpl3.affine)
 
@@ -318,8 +472,10 @@ def warp_image_to_template(
     img3d : nibabel image
         3-D image in the (baseline, or with ``session_transform`` the challenge) reference
         space.
-    normalisation, template, session_transform, interpolation, work_dir, n_threads
+    normalisation, template, session_transform, work_dir, n_threads
         As in :func:`resample_to_template`.
+    interpolation : {"linear", "bSpline", "lanczosWindowedSinc", "nearestNeighbor"}
+        ANTs interpolator.
 
     Returns
     -------

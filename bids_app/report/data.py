@@ -46,6 +46,11 @@ class Provenance:
     started, finished : str
         ISO-8601 timestamps of the run. The report shows them verbatim and adds no clock time of
         its own, so the same inputs give the same HTML.
+    stage_timings : DataFrame or None, optional
+        One row per processing stage, in run order: ``stage`` (name), ``seconds`` (wall time,
+        s), ``from_checkpoint`` (bool: loaded from a previous run's checkpoint rather than
+        computed) and ``peak_rss_mb`` (peak resident memory of the process after the stage,
+        MiB). Shown as a small table when given (participant reports).
     """
 
     version: str
@@ -54,6 +59,7 @@ class Provenance:
     software: dict[str, str]
     started: str
     finished: str
+    stage_timings: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True, eq=False)

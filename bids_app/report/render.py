@@ -106,6 +106,7 @@ def _provenance_view(prov: Provenance) -> dict[str, Any]:
         "finished": prov.finished,
         "software": kv_table(dict(sorted(prov.software.items()))),
         "config_json": config_json,
+        "stage_timings": table(prov.stage_timings),
     }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 from preproc_phantoms import (
     SHAPE,
@@ -24,7 +25,7 @@ from scipy import ndimage
 
 from bids_app.errors import InputError, RegistrationError
 from bids_app.preproc import configure_ants_threads
-from bids_app.preproc.motion import estimate_motion
+from bids_app.preproc.motion import MotionEstimate, estimate_motion
 from bids_app.preproc.normalisation import (
     Normalisation,
     check_normalisation,
@@ -37,7 +38,7 @@ from bids_app.preproc.registration import (
     resample_to_template,
     warp_image_to_template,
 )
-from bids_app.preproc.transforms import params_to_matrix, rms_displacement
+from bids_app.preproc.transforms import PARAM_NAMES, params_to_matrix, rms_displacement
 from bids_app.roi.pet_template import load_pet_template
 
 ants = pytest.importorskip("ants")
@@ -125,6 +126,8 @@ def test_motion_corrected_mean_frame_selection(moved_series: Series) -> None:
     striatum = comp["striatum"] > 0.8
     # the early mean is perfusion-like (striatum ~ cortex), the late mean striatum-dominated
     assert early[striatum].mean() / early[grey].mean() < late[striatum].mean() / late[grey].mean()
+    threaded = motion_corrected_mean(moved_series.img, est, n_threads=2).get_fdata()
+    np.testing.assert_array_equal(threaded, late)
     with pytest.raises(InputError, match="weights must be 2"):
         motion_corrected_mean(moved_series.img, est, frames=[10, 11], weights=[1.0])
     with pytest.raises(InputError, match=r"frame indices must be in 0\.\.13"):
@@ -174,6 +177,112 @@ def test_resample_chain_is_one_interpolation(moved_series: Series, tmp_path: Pat
             data[..., i][~ndimage.binary_dilation(np.isfinite(expected), iterations=2)]
         ).all()
     assert not (tmp_path / "norm" / "resample_tmp").exists()
+
+
+def _true_motion(series: Series) -> MotionEstimate:
+    """The series' true motion as a MotionEstimate (no registration: keeps the tests fast)."""
+    n = series.timing.n_frames
+    confounds = pd.DataFrame(np.zeros((n, 6)), columns=list(PARAM_NAMES))
+    confounds["usable"] = True
+    confounds["source_frame"] = np.arange(n)
+    return MotionEstimate(
+        reference_to_frame=series.matrices,
+        confounds=confounds,
+        reference="truth",
+        reference_frames=(REF,),
+        reference_img=series.img.slicer[..., REF],
+        centre_mm=np.zeros(3),
+        signal_fraction=np.ones(n),
+        timing=series.timing,
+    )
+
+
+def _warp_file(template: nib.Nifti1Image, path: Path) -> Path:
+    """A smooth displacement field (up to ~2 mm) on the template grid, as ANTs writes one."""
+    from bids_app.preproc._ants import nifti_to_ants
+
+    grid = nifti_to_ants(template)
+    ii, jj, kk = np.indices(template.shape, dtype=np.float64)
+    field = np.zeros((*template.shape, 3), dtype=np.float32)
+    field[..., 0] = 1.5 * np.sin(jj / 9.0)
+    field[..., 1] = -1.0 * np.cos(kk / 7.0)
+    field[..., 2] = 0.8 * np.sin(ii / 11.0)
+    image = ants.from_numpy(
+        field,
+        origin=grid.origin,
+        spacing=grid.spacing,
+        direction=grid.direction,
+        has_components=True,
+    )
+    ants.image_write(image, str(path))
+    return path
+
+
+def test_resample_through_a_warp_matches_ants_on_the_whole_chain(
+    moved_series: Series, tmp_path: Path
+) -> None:
+    """The composed chain gives what one antsApplyTransforms call per frame gave."""
+    from bids_app.preproc._ants import nifti_to_ants, write_affine
+
+    est = _true_motion(moved_series)
+    template = _small_template()
+    norm_mat = params_to_matrix([2.0, -3.0, 1.0, *np.deg2rad([2.0, 1.0, -3.0])])
+    norm = Normalisation(
+        transforms=(
+            _warp_file(template, tmp_path / "norm_1Warp.nii.gz"),
+            write_affine(norm_mat, tmp_path / "norm_0GenericAffine.mat"),
+        ),
+        affine=norm_mat,
+        affine_determinant=1.0,
+        correlation=float("nan"),
+        brain_overlap=1.0,
+        method="t1w",
+        normalised_mean=template,
+    )
+    session = params_to_matrix([-2.0, 1.0, 3.0, *np.deg2rad([-2.0, 1.0, 2.0])])
+    out = resample_to_template(
+        moved_series.img, est, norm, template, session_transform=session, n_threads=2
+    ).get_fdata()
+    assert not (tmp_path / "resample_tmp").exists()
+    fixed = nifti_to_ants(template)
+    geometry = moved_series.img.slicer[..., 0]
+    write_affine(session, tmp_path / "session.mat")
+    for i in (2, 9):
+        write_affine(est.reference_to_frame[i], tmp_path / "frame.mat")
+        frame = np.asarray(moved_series.img.dataobj[..., i], dtype=np.float32)
+        expected = ants.apply_transforms(
+            fixed,
+            nifti_to_ants(geometry, frame),
+            [
+                *(str(t) for t in norm.transforms),
+                str(tmp_path / "session.mat"),
+                str(tmp_path / "frame.mat"),
+            ],
+            interpolator="linear",
+            defaultvalue=-1e30,  # ANTs cannot parse "nan"
+        ).numpy()
+        expected[expected < -1e29] = np.nan
+        both = np.isfinite(expected) & np.isfinite(out[..., i])
+        assert both.mean() > 0.3
+        np.testing.assert_allclose(out[..., i][both], expected[both], atol=1e-4)
+        # NaN where ANTs had no data, plus at most the half-voxel border ANTs extrapolates into
+        only_ants = np.isfinite(expected) & np.isnan(out[..., i])
+        assert only_ants.sum() < 0.02 * np.isfinite(expected).sum()
+
+
+def test_resample_interpolators(moved_series: Series, tmp_path: Path) -> None:
+    est = _true_motion(moved_series)
+    template = _small_template()
+    norm = _affine_normalisation(params_to_matrix([1.0, 2.0, 0.5, 0, 0, 0.1]), tmp_path, template)
+    nearest = resample_to_template(
+        moved_series.img, est, norm, template, interpolation="nearestNeighbor"
+    ).get_fdata()
+    frame = np.asarray(moved_series.img.dataobj[..., 3])
+    finite = np.isfinite(nearest[..., 3])
+    assert finite.mean() > 0.3
+    assert np.isin(nearest[..., 3][finite].astype(np.float32), frame).all()
+    with pytest.raises(InputError, match="interpolation must be one of"):
+        resample_to_template(moved_series.img, est, norm, template, interpolation="sinc")  # type: ignore[arg-type]
 
 
 def test_constant_image_stays_constant_and_outside_is_nan(

@@ -10,7 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from _report_html_checks import check_html, png_info
-from helpers.report_factories import BIG_SHAPE, make_group, make_participant, make_verdict
+from helpers.report_factories import (
+    BIG_SHAPE,
+    make_group,
+    make_participant,
+    make_verdict,
+    provenance,
+)
 
 from bids_app.errors import InputError
 from bids_app.report.render import (
@@ -357,3 +363,24 @@ def test_t1w_normalisation_adds_pet_on_t1w_panel() -> None:
     assert len(checker.img_srcs) == 5
     assert "Normalised T1w with the edges of the mean PET" in html
     assert "PET→T1w→MNI" in html
+
+
+def test_participant_provenance_shows_stage_timings_only_when_given(participant_html: str) -> None:
+    timings = pd.DataFrame(
+        {
+            "stage": ["motion:baseline", "resample:challenge", "total"],
+            "seconds": [4.25, 1.5, 5.75],
+            "from_checkpoint": [False, True, None],
+            "peak_rss_mb": [300, 805, 805],
+        }
+    )
+    report = make_participant()
+    timed = replace(report, provenance=replace(provenance(), stage_timings=timings))
+    html = render_participant(timed)
+    assert_well_formed(html)
+    section = html[html.index('id="provenance"') :]
+    assert "Processing time and memory" in section
+    assert re.search(
+        r"resample:challenge</td>\s*<td class=\"num\">1\.50*</td>\s*<td>yes</td>", section
+    )
+    assert "Processing time and memory" not in participant_html
