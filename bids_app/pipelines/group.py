@@ -143,7 +143,7 @@ def run_group_level(config: Config) -> int:
     warnings += mixed
     behavior_config = load_behavior_config(config.behavior_config)
     # phenotype problems surface before the minutes of voxelwise inference
-    behavior, aversion_ev, notes, units = _behavior(
+    behavior, aversion_ev, notes, units, phenotype = _behavior(
         config, participants, behavior_config, excluded, dataset
     )
     warnings += notes
@@ -223,7 +223,7 @@ def run_group_level(config: Config) -> int:
         participant_status=participant_status,
         cluster_peaks=peaks,
         net_change_stats=net_stats,
-        behavior_data=_behaviour_data(config, participants),
+        behavior_data=_behaviour_data(phenotype, participants),
     )
     write_text(staging / GROUP_FILES["report"], render_group(report))
     written.append(Path(GROUP_FILES["report"]))
@@ -426,8 +426,10 @@ def _behavior(
     behavior_config: BehaviorConfig,
     excluded: list[Exclusion],
     dataset: list[str],
-) -> tuple[BehaviorAnalysis | None, float | None, list[str], dict[str, str]]:
-    """Behavioural analysis of the included participants (+ notes and units for the report).
+) -> tuple[
+    BehaviorAnalysis | None, float | None, list[str], dict[str, str], dict[str, pd.DataFrame | None]
+]:
+    """Behavioural analysis of the included participants (+ notes, units and tables for the report).
 
     The phenotype rows of participants that are known (in the dataset or the outputs) but not
     analysed are ignored: excluded participants with a note naming them, participants not
@@ -451,7 +453,7 @@ def _behavior(
             "physiological analyses were skipped."
         )
         LOGGER.info(notice)
-        return None, None, [notice], {}
+        return None, None, [notice], {}, tables
     notes = []
     excluded_labels = {e.subject for e in excluded}
     for name, table in tables.items():
@@ -475,7 +477,7 @@ def _behavior(
         ev = float(analysis.aversion.explained_variance_ratio)
         if not np.isfinite(ev):
             ev = None
-    return analysis, ev, notes, _phenotype_units(subjective, physiology)
+    return analysis, ev, notes, _phenotype_units(subjective, physiology), tables
 
 
 def _phenotype_units(*tables: pd.DataFrame | None) -> dict[str, str]:
@@ -563,7 +565,7 @@ def _parameters(
 def _participant_qc(
     output_dir: Path,
     participants: list[ParticipantDerivatives],
-    excluded: list[tuple[str, str]],
+    excluded: list[Exclusion],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The group report's QC table: every participant's checks, k2' and fit failures.
 
@@ -580,11 +582,11 @@ def _participant_qc(
     rows: list[dict[str, object]] = []
     status_rows: list[dict[str, object]] = []
     manifests = {p.subject: p.manifest for p in participants}
-    for subject, _ in excluded:
-        previous = existing_manifest(output_dir, subject)
+    for exclusion in excluded:
+        previous = existing_manifest(output_dir, exclusion.subject)
         if previous is not None:
-            manifests[subject] = previous
-    reasons = dict(excluded)
+            manifests[exclusion.subject] = previous
+    reasons = {e.subject: f"{e.status}: {e.reason}" for e in excluded}
     for subject in sorted({*manifests, *reasons}):
         manifest = manifests.get(subject)
         verdict = QcVerdict.from_json(manifest.qc) if manifest is not None else None
@@ -634,14 +636,16 @@ def _session_info_rows(output_dir: Path, pid: str, manifest: Manifest) -> list[d
 
 
 def _behaviour_data(
-    config: Config, participants: list[ParticipantDerivatives]
+    tables: dict[str, pd.DataFrame | None], participants: list[ParticipantDerivatives]
 ) -> pd.DataFrame | None:
-    """Long phenotype table for the report's time courses (``GroupReport.behavior_data``)."""
-    labels = [p.subject for p in participants]
+    """Long phenotype table for the report's time courses (``GroupReport.behavior_data``).
+
+    ``tables`` are the phenotype tables read for the analysis (excluded participants' rows
+    already dropped).
+    """
     roles = {label: role for p in participants for role, label in p.sessions.items()}
     frames = []
-    for name, kind in (("subjective", "subjective"), ("physiology", "physiology")):
-        table = read_phenotype(config.bids_dir, name, labels, sorted(roles))
+    for kind, table in tables.items():
         if table is None:
             continue
         measures = [

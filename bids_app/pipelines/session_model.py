@@ -9,7 +9,8 @@ Field of view
 -------------
 Scanners with a short axial field of view (the ECAT 931's 108 mm) miss the vertex and sometimes
 the lowest cerebellum, and head motion moves the edge from frame to frame. A template voxel is
-**covered** when it has data in every frame. ROI TACs average covered voxels only (the same
+**covered** when it has data in every frame (finite, and not zero in all of them: exports fill
+the space outside the field of view with NaN or 0). ROI TACs average covered voxels only (the same
 voxels in every frame); an ROI with less than :data:`MIN_ROI_COVERAGE` of its voxels covered
 gets NaN parameters with the reason in ``kinpar.tsv``, and a reference region below it stops
 the session with an error. Uncovered voxels are not fitted (fit status 4), so they are not
@@ -145,8 +146,13 @@ def where(scan: PetScan) -> str:
 
 
 def covered_voxels(data: NDArray[np.floating]) -> NDArray[np.bool_]:
-    """Template voxels with data (finite) in every frame of a 4-D image."""
-    return np.asarray(np.all(np.isfinite(data), axis=3), dtype=bool)
+    """Template voxels with data in every frame of a 4-D image.
+
+    A voxel has data when it is finite in every frame and not exactly zero in all of them:
+    scanners and converters fill the space outside the axial field of view with NaN or with 0.
+    """
+    finite = np.all(np.isfinite(data), axis=3)
+    return np.asarray(finite & np.any(data != 0, axis=3), dtype=bool)
 
 
 def roi_coverage(
@@ -177,7 +183,8 @@ def session_tacs(scan: PetScan, data: NDArray[np.float32], atlas: RoiAtlas) -> S
     if ref_coverage < MIN_ROI_COVERAGE:
         msg = (
             f"{where(scan)}: only {100 * ref_coverage:.0f}% of the cerebellar reference region "
-            f"is inside the PET field of view in every frame after normalisation; at least "
+            f"has PET signal (inside the field of view in every frame) after normalisation; "
+            f"at least "
             f"{100 * MIN_ROI_COVERAGE:.0f}% is needed for a reference TAC. The axial field of "
             f"view of {scan.path.name} may miss the lower cerebellum (check the bed position), "
             "or the normalisation failed (check the registration views in the report)."
