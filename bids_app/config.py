@@ -136,7 +136,7 @@ class Config:
     write_preproc: bool = False
     smoothing_fwhm_mm: float = 5.0
     cluster_forming_p: float = 0.01
-    n_permutations: int | str = "exact"
+    n_permutations: int | Literal["exact"] = "exact"
     variance_regularisation: bool = True
     explicit_mask: Path | None = None
     cluster_masks: Literal["significant", "all"] = "significant"

@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from bids_app.bidsio import messages
 from bids_app.bidsio.metadata import IMAGE_READ_ERRORS, MIN_FRAMES
+from bids_app.bidsio.nifti import load_spatial_image
 
 if TYPE_CHECKING:
     from bids_app.bidsio.layout import PetScan
@@ -49,15 +50,6 @@ NEGATIVE_SIGNAL_FRACTION = 0.05
 #: Frames of the running median that is each frame's jump reference (two bad frames in a row
 #: do not move a five-frame median).
 JUMP_WINDOW = 5
-
-
-def _load(path: Path, *, keep_file_open: bool = False) -> nib.spatialimages.SpatialImage:
-    """``nib.load`` typed as the spatial image it returns for NIfTI files."""
-    img = nib.load(path, keep_file_open=keep_file_open)
-    if not isinstance(img, nib.spatialimages.SpatialImage):
-        msg = f"{path} is not a spatial image ({type(img).__name__})"
-        raise ValueError(msg)
-    return img
 
 
 @dataclass(frozen=True)
@@ -186,7 +178,7 @@ def scan_image_data(image: Path) -> tuple[FrameStatistics | None, str | None]:
         return None, stream.error
     data_digest = hashlib.sha256()
     try:
-        img = _load(image, keep_file_open=True)
+        img = load_spatial_image(image, keep_file_open=True)
         proxy = img.dataobj
         n_frames = int(img.shape[3]) if len(img.shape) == 4 else 1
         total = np.zeros(n_frames)
@@ -199,7 +191,7 @@ def scan_image_data(image: Path) -> tuple[FrameStatistics | None, str | None]:
             frame = np.ascontiguousarray(
                 proxy[..., i] if len(img.shape) == 4 else proxy, dtype=np.float32
             )
-            data_digest.update(frame)
+            data_digest.update(frame.data)  # the frame's C-contiguous bytes
             nan = np.isnan(frame)
             always_nan = nan if always_nan is None else always_nan & nan
             finite = np.isfinite(frame)
@@ -424,7 +416,7 @@ def load_pet_data(scan: PetScan) -> nib.spatialimages.SpatialImage:
     nibabel image
         4-D, ``scan.timing.n_frames`` frames.
     """
-    img = _load(scan.path)
+    img = load_spatial_image(scan.path)
     keep = [i for i in range(scan.n_frames) if i not in set(scan.excluded_frames)]
     factors = scan.decay.factors if scan.decay is not None else np.ones(scan.n_frames)
     outside = scan.outside_fov_voxels is None or scan.outside_fov_voxels > 0

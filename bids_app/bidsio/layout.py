@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import nibabel as nib
 import numpy as np
 
 from bids_app.bidsio import messages
@@ -44,6 +43,7 @@ from bids_app.bidsio.metadata import (
     normalise_units,
     read_image_header,
 )
+from bids_app.bidsio.nifti import load_spatial_image
 from bids_app.errors import BidsAppError, InputError, MetadataError, ValidationError
 from bids_app.timing import FrameTiming
 
@@ -740,7 +740,7 @@ def check_t1w(image: Path, prefix: str) -> list[str]:
         One line when the image is unusable; empty otherwise.
     """
     try:
-        img = nib.load(image)
+        img = load_spatial_image(image)
         shape = tuple(int(n) for n in img.shape)
         zooms = [float(z) for z in img.header.get_zooms()[:3]]
         np.asarray(img.dataobj)

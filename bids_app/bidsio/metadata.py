@@ -17,13 +17,14 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import nibabel as nib
 import numpy as np
 
 from bids_app.bidsio import messages
 from bids_app.bidsio.inheritance import ResolvedMetadata
+from bids_app.bidsio.nifti import load_spatial_image
 from bids_app.errors import MetadataError, ModelError
 from bids_app.timing import FrameTiming, frame_schedule_problems
 
@@ -102,11 +103,11 @@ def _is_string(value: object) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
 
-def _is_number_array(value: object) -> bool:
+def _is_number_array(value: object) -> TypeGuard[list[float]]:
     return isinstance(value, list) and len(value) > 0 and all(_is_number(v) for v in value)
 
 
-def _is_string_array(value: object) -> bool:
+def _is_string_array(value: object) -> TypeGuard[list[str]]:
     return isinstance(value, list) and len(value) > 0 and all(_is_string(v) for v in value)
 
 
@@ -441,7 +442,7 @@ def read_image_header(image: Path, prefix: str) -> tuple[ImageHeaderInfo | None,
         frames.
     """
     try:
-        img = nib.load(image)
+        img = load_spatial_image(image)
         shape = tuple(int(n) for n in img.shape)
         zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
     except IMAGE_READ_ERRORS as exc:

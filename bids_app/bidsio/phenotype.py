@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -291,17 +291,21 @@ def _signs(key: str, value: object) -> Mapping[str, int]:
     return MappingProxyType({**DEFAULT_AVERSIVE_SIGN, **{k: int(v) for k, v in value.items()}})
 
 
-def _pairs(key: str, value: object) -> tuple[tuple[str, str], ...]:
-    ok = isinstance(value, list) and all(
+def _is_pair_list(value: object) -> TypeGuard[list[list[str]]]:
+    """Whether ``value`` is a list of two-string lists (the JSON form of column-name pairs)."""
+    return isinstance(value, list) and all(
         isinstance(p, list) and len(p) == 2 and all(isinstance(s, str) for s in p) for p in value
     )
-    if not ok:
+
+
+def _pairs(key: str, value: object) -> tuple[tuple[str, str], ...]:
+    if not _is_pair_list(value):
         msg = (
             f"config key {key!r} must be a list of [x, y] column-name pairs, e.g. "
             f'[["net_da_release", "aversion_index"]]; got {value!r}.'
         )
         raise InputError(msg)
-    return tuple((p[0], p[1]) for p in value)  # type: ignore[index]
+    return tuple((p[0], p[1]) for p in value)
 
 
 def _basis(key: str, value: object) -> str:

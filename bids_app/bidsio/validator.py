@@ -131,7 +131,7 @@ def validator_command() -> list[str] | None:
         on ``PATH``); else None.
     """
     try:
-        from deno import find_deno_bin  # type: ignore[import-not-found,import-untyped]
+        from deno import find_deno_bin  # type: ignore[import-untyped]  # deno ships no types
 
         bundle = importlib.resources.files("bids_validator_deno").joinpath(_BUNDLE)
         deno = os.fsdecode(find_deno_bin())

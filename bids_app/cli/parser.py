@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Literal
 
 from bids_app import __version__
 
@@ -79,9 +80,9 @@ def _probability(value: str) -> float:
     return number
 
 
-def _permutations(value: str) -> int | str:
+def _permutations(value: str) -> int | Literal["exact"]:
     if value == "exact":
-        return value
+        return "exact"
     try:
         return _non_negative_int(value)
     except argparse.ArgumentTypeError:

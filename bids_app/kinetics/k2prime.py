@@ -54,7 +54,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import least_squares  # type: ignore[import-untyped, unused-ignore]
+from scipy.optimize import least_squares
 
 from bids_app.errors import ModelError
 from bids_app.kinetics.basis import DEFAULT_K2A_RANGE_PER_MIN, DEFAULT_N_BASIS

@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import least_squares  # type: ignore[import-untyped, unused-ignore]
+from scipy.optimize import least_squares
 
 from bids_app.errors import ModelError
 from bids_app.kinetics.basis import (
@@ -480,7 +480,8 @@ def _nls_one(
     if not ok:
         logger.warning("NLS fit did not give a valid solution: %s", res.message)
         return _failed_outcome(y.size)
-    se = _nls_standard_errors(res.jac, 2.0 * res.cost, curves.weights, names, res.x, k2prime)
+    jac = np.asarray(res.jac, dtype=np.float64)  # dense: no jac_sparsity, exact tr_solver
+    se = _nls_standard_errors(jac, 2.0 * res.cost, curves.weights, names, res.x, k2prime)
     fitted = curves.curve(r1, k2, bp)
     return _NLSOutcome(r1, k2, bp, float(2.0 * res.cost), ok, at_bound, fitted, se)
 

@@ -371,19 +371,37 @@ def _derivatives(output_dir: Path, manifest: Manifest) -> ParticipantDerivatives
         msg = f"its manifest names roles {sorted(sessions)}; expected {list(ROLES)}"
         raise InputError(msg)
     try:
-        maps = {
+        maps: dict[tuple[str, str], Path] = {
             (measure, role): output_dir / sessions[role][measure]
             for measure in GROUP_MEASURES
             for role in ROLES
         }
-        kinpar = {role: output_dir / sessions[role]["kinpar"] for role in ROLES}
-        labels = {role: sessions[role]["session"] for role in ROLES}
+        kinpar: dict[str, Path] = {role: output_dir / sessions[role]["kinpar"] for role in ROLES}
+        labels: dict[str, str] = {role: sessions[role]["session"] for role in ROLES}
     except KeyError as exc:
         msg = f"its manifest lacks the {exc} output; re-run the participant level"
         raise InputError(msg) from exc
     return ParticipantDerivatives(
         subject=manifest.subject, sessions=labels, maps=maps, kinpar=kinpar, manifest=manifest
     )
+
+
+def _load_map(path: Path) -> nib.Nifti1Image:
+    """Load one participant map (``*_mimap.nii.gz``), the NIfTI image the participant level wrote.
+
+    Raises
+    ------
+    InputError
+        When the file is not a NIfTI image.
+    """
+    img = nib.load(path)
+    if not isinstance(img, nib.Nifti1Image):
+        msg = (
+            f"{path} is not a NIfTI image ({type(img).__name__}); participant maps are written as "
+            "NIfTI (.nii.gz). Re-run the participant level for this participant."
+        )
+        raise InputError(msg)
+    return img
 
 
 def load_maps(
@@ -403,13 +421,13 @@ def load_maps(
     InputError
         When grids differ between participants.
     """
-    first = nib.load(participants[0].maps[(measure, ROLES[0])])
+    first = _load_map(participants[0].maps[(measure, ROLES[0])])
     shape, affine = first.shape, first.affine
     stacks: dict[str, list[NDArray[np.float32]]] = {role: [] for role in ROLES}
     for p in participants:
         for role in ROLES:
             path = p.maps[(measure, role)]
-            img = nib.load(path)
+            img = _load_map(path)
             if img.shape != shape or not np.allclose(img.affine, affine, atol=1e-3):
                 msg = (
                     f"{path.name} is on a different grid ({img.shape}) than {first.get_filename()}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 SOURCE_ENTITIES = ("sub", "ses", "trc", "rec", "run")
 DERIVED_ENTITIES = (
@@ -41,8 +42,10 @@ MODEL = "SRTM2"
 MAP_MEASURES = ("BPND", "R1", "k2a")
 #: Measures the group level analyses voxelwise.
 GROUP_MEASURES = ("BPND", "R1")
+#: Role of a session of a participant.
+Role = Literal["baseline", "challenge"]
 #: Roles of the two sessions of a participant.
-ROLES = ("baseline", "challenge")
+ROLES: tuple[Role, Role] = ("baseline", "challenge")
 
 GROUP_DIR = "group"
 LOGS_DIR = "logs"

@@ -7,7 +7,7 @@ Each function returns the dictionary written next to one output; the pipelines p
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,7 +152,7 @@ def fit_status_sidecar(space: Space, source: str) -> dict[str, object]:
 
 def confounds_sidecar(
     columns: Sequence[str],
-    centre_mm: Sequence[float],
+    centre_mm: Iterable[float],
     reference_frames: Sequence[int],
     source: str,
 ) -> dict[str, object]:

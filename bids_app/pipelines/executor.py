@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from bids_app.errors import InputError
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 LOGGER = logging.getLogger(__name__)
 
@@ -94,13 +97,13 @@ def _map_dask(
         client.close()
 
 
-def _resources(client: object, threads: int, memory_mb: int | None) -> dict[str, float]:
+def _resources(client: Client, threads: int, memory_mb: int | None) -> dict[str, float]:
     """Use abstract worker resources only when every worker declares them.
 
     Workers started with ``--resources "threads=4,memory_mb=8000"`` get at most as many tasks as
     fit; requesting resources that no worker declares would leave tasks pending forever.
     """
-    info = client.scheduler_info()  # type: ignore[attr-defined]
+    info = client.scheduler_info()
     workers = info.get("workers", {}).values()
     declared = [set((w.get("resources") or {}).keys()) for w in workers]
     wanted: dict[str, float] = {"threads": float(threads)}

@@ -88,12 +88,14 @@ from bids_app.stats.clusters import (
     SPM_MIN_MAXIMA_DISTANCE_MM,
     Connectivity,
 )
-from bids_app.stats.inference import PairedInference, paired_cluster_inference
+from bids_app.stats.inference import Direction, PairedInference, paired_cluster_inference
 from bids_app.stats.roi import describe_net_change, roi_statistics
 
 LOGGER = logging.getLogger(__name__)
 
 CONNECTIVITY: Connectivity = 18  # SPM's cluster neighbourhood
+#: The cluster maps of the report, in their order: decreases first.
+_MAP_DIRECTIONS: tuple[Direction, ...] = ("decrease", "increase")
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,7 @@ def run_group_level(config: Config) -> int:
         parameters=parameters,
         template=np.asarray(template_img.dataobj, dtype=np.float64),
         affine=template_img.affine,
-        cluster_maps=[_cluster_map(r, d) for r in measures for d in ("decrease", "increase")],
+        cluster_maps=[_cluster_map(r, d) for r in measures for d in _MAP_DIRECTIONS],
         clusters=clusters,
         roi_values=rois,
         roi_stats=roi_stats,
@@ -427,9 +429,13 @@ def _behavior(
     excluded: list[Exclusion],
     dataset: list[str],
 ) -> tuple[
-    BehaviorAnalysis | None, float | None, list[str], dict[str, str], dict[str, pd.DataFrame | None]
+    BehaviorAnalysis | None,
+    float | None,
+    list[str],
+    dict[str, str],
+    dict[str, pd.DataFrame | None],
 ]:
-    """Behavioural analysis of the included participants (+ notes, units and tables for the report).
+    """Behavioural analysis of the included participants (+ notes, units, tables for the report).
 
     The phenotype rows of participants that are known (in the dataset or the outputs) but not
     analysed are ignored: excluded participants with a note naming them, participants not
@@ -499,9 +505,9 @@ def _sub_index(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _cluster_map(result: MeasureResult, direction: str) -> ClusterMapReport:
+def _cluster_map(result: MeasureResult, direction: Direction) -> ClusterMapReport:
     inf = result.inference
-    res = inf.direction(direction)  # type: ignore[arg-type]
+    res = inf.direction(direction)
     labels = res.label_volume([c.cluster_id for c in res.significant(ALPHA)])
     sign = -1.0 if direction == "decrease" else 1.0
     one_sided = np.where(sign * inf.t_map > 0, inf.t_map, np.nan)

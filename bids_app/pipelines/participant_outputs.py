@@ -21,7 +21,7 @@ from bids_app.bidsio.layout import ParticipantInput, PetScan
 from bids_app.config import Config
 from bids_app.outputs import sidecars
 from bids_app.outputs.io import write_json, write_nifti, write_text, write_tsv
-from bids_app.outputs.names import Space, preproc_outputs, session_outputs
+from bids_app.outputs.names import Role, Space, preproc_outputs, session_outputs
 from bids_app.pipelines.common import template_image
 from bids_app.pipelines.session_model import (
     REFERENCE_ROI,
@@ -97,7 +97,10 @@ def write_session_outputs(
     write_json(
         staging / names["confounds_json"],
         sidecars.confounds_sidecar(
-            list(motion.confounds), motion.centre_mm, motion.reference_frames, source
+            [str(c) for c in motion.confounds.columns],
+            motion.centre_mm,
+            motion.reference_frames,
+            source,
         ),
     )
     for meas, volume in fit.maps.items():
@@ -439,7 +442,7 @@ def stage_timings_table(timings: Sequence[StageTiming]) -> pd.DataFrame:
 
 def participant_report(
     participant: ParticipantInput,
-    sessions: list[tuple[str, PetScan, MotionEstimate, SessionTacs, SessionK2Prime, SessionFit]],
+    sessions: list[tuple[Role, PetScan, MotionEstimate, SessionTacs, SessionK2Prime, SessionFit]],
     template_img: nib.Nifti1Image,
     space: Space,
     atlas: RoiAtlas,
@@ -469,7 +472,7 @@ def participant_report(
         reports.append(
             SessionReport(
                 session=scan.session,
-                role=role,  # type: ignore[arg-type]
+                role=role,
                 pet_file=bids_relative(scan),
                 n_frames=scan.timing.n_frames,
                 frame_start_s=scan.timing.start_s,

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from bids_app import __version__
 from bids_app.bidsio.imagedata import load_pet_data
 from bids_app.bidsio.layout import ParticipantInput, PetScan
+from bids_app.bidsio.nifti import load_spatial_image
 from bids_app.config import Config
 from bids_app.log import log_to_file
 from bids_app.outputs.io import write_text
@@ -291,7 +292,7 @@ def _runner(participant: ParticipantInput, config: Config, inputs: dict[str, str
     )
 
     def normalisation(m: _Means) -> Normalisation:
-        t1w = nib.load(participant.t1w) if participant.t1w is not None else None
+        t1w = load_spatial_image(participant.t1w) if participant.t1w is not None else None
         return normalise_to_template(
             m.baseline_early,
             load_template(RESOLUTION_MM),
@@ -357,18 +358,21 @@ def _runner(participant: ParticipantInput, config: Config, inputs: dict[str, str
     if voxel_k2:
         k2_depends += ["resample:baseline", "resample:challenge"]
 
-    def k2prime(*results: object) -> dict[str, SessionK2Prime]:
-        tacs = dict(zip(ROLES, results[:2], strict=True))
+    def k2prime(
+        baseline_tacs: SessionTacs,
+        challenge_tacs: SessionTacs,
+        baseline_mni: NDArray[np.float32] | None = None,
+        challenge_mni: NDArray[np.float32] | None = None,
+    ) -> dict[str, SessionK2Prime]:
+        # the stage results in the order of k2_depends; the resampled data only for voxel_median
+        tacs = {"baseline": baseline_tacs, "challenge": challenge_tacs}
         voxels = None
-        if voxel_k2:
+        if baseline_mni is not None and challenge_mni is not None:
             mask = atlas().analysis_mask
-            voxels = {
-                role: data[mask].T  # type: ignore[index]
-                for role, data in zip(ROLES, results[2:], strict=True)
-            }
+            voxels = {"baseline": baseline_mni[mask].T, "challenge": challenge_mni[mask].T}
         return estimate_participant_k2primes(
             scans,
-            tacs,  # type: ignore[arg-type]
+            tacs,
             voxels,
             method,
             config.k2prime_pooling,
@@ -547,8 +551,8 @@ def _process(
             f"were published. Run again to retry the report"
         )
         return ParticipantOutcome(subject, "failed", message, sessions, tuple(outputs), qc=qc)
-    rel = report_path.relative_to(config.output_dir).as_posix()
-    manifest.files[rel] = report_path.stat().st_size
+    report_rel = report_path.relative_to(config.output_dir).as_posix()
+    manifest.files[report_rel] = report_path.stat().st_size
     write_manifest(config.output_dir, manifest)
     timings.append(
         StageTiming("report", time.perf_counter() - report_started, False, peak_rss_mb())

@@ -472,7 +472,7 @@ class _Problem:
         return resid, jac
 
 
-def _step_mm(step: NDArray[np.float64], radius_mm: float) -> float:
+def _step_mm(step: NDArray[np.floating], radius_mm: float) -> float:
     """Bound on how far a rigid update moves a point within ``radius_mm`` of the centre, mm."""
     return float(np.linalg.norm(step[:3]) + radius_mm * np.linalg.norm(step[3:6]))
 

@@ -246,7 +246,7 @@ class ClusterMapReport:
     measure: str
     direction: str
     t_map: NDArray[np.float64]
-    cluster_labels: NDArray[np.int_]
+    cluster_labels: NDArray[np.integer]
     threshold_t: float
 
 

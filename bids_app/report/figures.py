@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import matplotlib as mpl
 import numpy as np
@@ -43,7 +43,13 @@ from PIL import Image
 
 from bids_app.errors import InputError
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 logger = logging.getLogger(__name__)
+
+#: The scalar type of a volume, kept by the functions that only slice or reorder its voxels.
+_ScalarT = TypeVar("_ScalarT", bound=np.generic)
 
 __all__ = [
     "CHANGE_COLOURS",
@@ -96,7 +102,7 @@ SESSION_COLOURS = {"baseline": "#555555", "challenge": "#e08214"}
 """Sessions: grey = baseline, orange = challenge."""
 CHANGE_COLOURS = {"decrease": "#2166ac", "increase": "#b2182b"}
 """Changes (challenge - baseline): blue = lower under the challenge, red = higher (as RdBu_r)."""
-_STYLE = {
+_STYLE: dict[RcKeyType, Any] = {
     "font.family": "sans-serif",
     "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"],
     "font.size": 10.0,
@@ -262,7 +268,7 @@ class _Grid:
         """Coordinate (mm) of voxel ``index`` along ``axis``."""
         return float(self.origin_mm[axis] + self.step_mm[axis] * index)
 
-    def reorient(self, volume: NDArray[np.generic]) -> NDArray[np.generic]:
+    def reorient(self, volume: NDArray[_ScalarT]) -> NDArray[_ScalarT]:
         """Return ``volume`` in RAS voxel order."""
         return np.asarray(apply_orientation(np.asarray(volume), self.ornt))
 
@@ -309,7 +315,7 @@ def _check_same_shape(
         raise InputError(msg)
 
 
-def _take(volume: NDArray[np.generic], view: View, index: int) -> NDArray[np.generic]:
+def _take(volume: NDArray[_ScalarT], view: View, index: int) -> NDArray[_ScalarT]:
     """Slice a RAS volume; rows of the result run bottom→top of the displayed panel."""
     if view == "x":
         return np.asarray(volume[index, :, :]).T
@@ -1148,12 +1154,11 @@ def _add_tooltips(svg: str, tooltips: Mapping[str, str]) -> str:
     """Put a ``<title>`` (browser tooltip) into the SVG group of each ``gid``."""
     for gid, text in tooltips.items():
         safe = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        svg = re.sub(
-            rf'(<g id="(?:[^"]*-)?{re.escape(gid)}"[^>]*>)',
-            lambda m, safe=safe: m.group(1) + f"<title>{safe}</title>",
-            svg,
-            count=1,
-        )
+
+        def with_title(m: re.Match[str], safe: str = safe) -> str:
+            return m.group(1) + f"<title>{safe}</title>"
+
+        svg = re.sub(rf'(<g id="(?:[^"]*-)?{re.escape(gid)}"[^>]*>)', with_title, svg, count=1)
     return svg
 
 

@@ -266,7 +266,7 @@ def clusters_view(report: GroupReport) -> dict[str, Any]:
     if "significant" in shown.columns:
         keep = shown["significant"].astype("boolean").fillna(False).to_numpy(bool)
     else:
-        keep = pd.to_numeric(shown.get("p_fwe_rft"), errors="coerce").lt(ALPHA).to_numpy(bool)
+        keep = pd.to_numeric(shown["p_fwe_rft"], errors="coerce").lt(ALPHA).to_numpy(bool)
     if "size_mm3" in shown.columns:
         shown["volume (mL)"] = pd.to_numeric(shown["size_mm3"], errors="coerce") / 1000.0
     n_all = len(shown)

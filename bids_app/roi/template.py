@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import nibabel as nib
 import numpy as np
@@ -22,6 +22,9 @@ from numpy.typing import NDArray
 from bids_app.errors import InputError
 
 logger = logging.getLogger(__name__)
+
+#: A cached array, returned with its own type by :func:`_read_only`.
+_ArrayT = TypeVar("_ArrayT", bound=NDArray[Any])
 
 TEMPLATE_NAME = "MNI152NLin2009aSym"
 """TemplateFlow-style name of the template (used in ``space-<label>`` entities)."""
@@ -58,7 +61,7 @@ def _check_resolution(resolution_mm: int) -> int:
     return res
 
 
-def _read_only(array: NDArray[np.generic]) -> NDArray[np.generic]:
+def _read_only(array: _ArrayT) -> _ArrayT:
     """Return ``array`` with its write flag cleared (the cached, shared copy)."""
     array.setflags(write=False)
     return array
@@ -82,7 +85,7 @@ def _template_arrays(res: int) -> tuple[NDArray[np.float32], NDArray[np.float64]
     data = np.asarray(img.get_fdata(dtype=np.float32), dtype=np.float32)
     affine = np.asarray(img.affine, dtype=np.float64)
     logger.debug("Loaded %s template at %d mm, shape %s", TEMPLATE_NAME, res, data.shape)
-    return _read_only(data), _read_only(affine)  # type: ignore[return-value]
+    return _read_only(data), _read_only(affine)
 
 
 @functools.lru_cache(maxsize=4)
@@ -99,7 +102,7 @@ def _mask_array(kind: str, res: int) -> NDArray[np.uint8]:
         "wm": datasets.load_mni152_wm_mask,
     }[kind]
     img = loader(resolution=res)
-    return _read_only((np.asarray(img.dataobj) > 0).astype(np.uint8))  # type: ignore[return-value]
+    return _read_only((np.asarray(img.dataobj) > 0).astype(np.uint8))
 
 
 @functools.lru_cache(maxsize=4)
@@ -112,7 +115,7 @@ def _probability_array(tissue: str, res: int) -> NDArray[np.float32]:
         "wm": datasets.load_mni152_wm_template,
     }[tissue]
     img = loader(resolution=res)
-    return _read_only(np.asarray(img.get_fdata(dtype=np.float32), dtype=np.float32))  # type: ignore[return-value]
+    return _read_only(np.asarray(img.get_fdata(dtype=np.float32), dtype=np.float32))
 
 
 def _check_tissue(tissue: str) -> str:

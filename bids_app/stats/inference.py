@@ -41,6 +41,7 @@ Direction = Literal["increase", "decrease"]
 
 __all__ = [
     "Cluster",
+    "Direction",
     "DirectionResult",
     "LocalMaximum",
     "PairedInference",

@@ -87,7 +87,7 @@ def _check_stat(stat: str) -> Stat:
     if stat not in ("T", "Z"):
         msg = f"stat must be one of 'T' or 'Z'; got {stat!r}."
         raise StatsError(msg)
-    return stat  # type: ignore[return-value]
+    return "T" if stat == "T" else "Z"
 
 
 def _error_df(df: DegreesOfFreedom) -> float:

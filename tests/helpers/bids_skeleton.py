@@ -172,6 +172,30 @@ def write_bids_skeleton(
     return root
 
 
+def write_phenotype(root: Path, lines: list[str], name: str = "subjective") -> Path:
+    """Write ``phenotype/<name>.tsv`` under a dataset root from its lines (header first).
+
+    Parameters
+    ----------
+    root : Path
+        The BIDS root (created when missing).
+    lines : list of str
+        Tab-separated lines: the header (``participant_id``, ``session_id``, ...), then rows.
+    name : str, optional
+        File stem (the phenotype table's name).
+
+    Returns
+    -------
+    Path
+        The written TSV.
+    """
+    folder = root / "phenotype"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def tree_digest(root: Path) -> str:
     """SHA-256 of every entry's relative path, mode, size, mtime and content (proves no change)."""
     digest = hashlib.sha256()

@@ -67,6 +67,28 @@ def tree_diff(before: dict[str, str], after: dict[str, str]) -> list[str]:
     return lines
 
 
+def non_log_files(out: Path) -> list[str]:
+    """Files of an output folder outside ``logs/`` (what a run published), as sorted POSIX paths.
+
+    Parameters
+    ----------
+    out : Path
+        OUTPUT_DIR; a missing folder has no files.
+
+    Returns
+    -------
+    list of str
+        Paths relative to ``out``.
+    """
+    if not out.is_dir():
+        return []
+    return sorted(
+        p.relative_to(out).as_posix()
+        for p in out.rglob("*")
+        if p.is_file() and p.relative_to(out).parts[0] != "logs"
+    )
+
+
 def incomplete_files(
     root: Path, *, allowed_hidden: tuple[str, ...] = (".summary.lock", ".bidsignore")
 ) -> list[str]:

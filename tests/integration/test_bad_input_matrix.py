@@ -31,7 +31,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-from helpers.tree_hash import hash_tree, incomplete_files, tree_diff
+from helpers.globbing import glob_some
+from helpers.tree_hash import hash_tree, incomplete_files, non_log_files, tree_diff
 
 from bids_app.cli.run import main
 from bids_app.outputs.names import DATASET_FILES
@@ -231,7 +232,7 @@ def one_unknown_among_known(ctx: Ctx) -> None:
 
 
 def no_participants(ctx: Ctx) -> None:
-    for folder in ctx.bids.glob("sub-*"):
+    for folder in glob_some(ctx.bids, "sub-*"):
         shutil.rmtree(folder)
     ctx.args = []
 
@@ -273,7 +274,7 @@ def one_session_flag(ctx: Ctx) -> None:
 
 def unnamed_sessions(ctx: Ctx) -> None:
     """Sessions renamed ses-a/ses-b and no sessions.tsv: the app cannot tell which is which."""
-    for sub_dir in ctx.bids.glob("sub-*"):
+    for sub_dir in glob_some(ctx.bids, "sub-*"):
         for tsv in sub_dir.glob("*_sessions.*"):
             tsv.unlink()
         for old, new in (("sal", "a"), ("nal", "b")):
@@ -407,7 +408,7 @@ def two_runs_unselected(ctx: Ctx) -> None:
 def inherited_field_missing(ctx: Ctx) -> None:
     """Shared fields moved to a root pet.json (valid BIDS), one of them then deleted."""
     shared: dict = {}
-    for sidecar in ctx.bids.glob("sub-*/ses-*/pet/*_pet.json"):
+    for sidecar in glob_some(ctx.bids, "sub-*/ses-*/pet/*_pet.json"):
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
         keep = ("FrameTimesStart", "FrameDuration", "DecayCorrectionFactor", "TimeZero")
         shared = {k: v for k, v in meta.items() if k not in keep}
@@ -442,7 +443,7 @@ def group_outputs(
     ctx: Ctx, source: Path, keep: tuple[str, ...] = ("01", "02", "03", "04")
 ) -> None:
     shutil.copytree(source, ctx.out)
-    for manifest in (ctx.out / "logs").glob("sub-*_outputs.json"):
+    for manifest in glob_some(ctx.out / "logs", "sub-*_outputs.json"):
         if manifest.name.split("_")[0].removeprefix("sub-") not in keep:
             manifest.unlink()
     ctx.level = "group"
@@ -785,16 +786,6 @@ def run_case(ctx: Ctx, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     except SystemExit as exc:
         code = int(exc.code or 0)
     return code, capsys.readouterr().err
-
-
-def non_log_files(out: Path) -> list[str]:
-    if not out.is_dir():
-        return []
-    return sorted(
-        p.relative_to(out).as_posix()
-        for p in out.rglob("*")
-        if p.is_file() and p.relative_to(out).parts[0] != "logs"
-    )
 
 
 def check_outcome(

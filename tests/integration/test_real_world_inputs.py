@@ -28,7 +28,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-from helpers.tree_hash import hash_tree, incomplete_files, tree_diff
+from helpers.globbing import glob_some
+from helpers.tree_hash import hash_tree, incomplete_files, non_log_files, tree_diff
 
 from bids_app.cli.run import main
 from bids_app.outputs.names import DATASET_FILES
@@ -53,18 +54,10 @@ def run(bids: Path, out: Path, work: Path, *args: str, validator: bool = False) 
     return main(argv)
 
 
-def non_log_files(out: Path) -> list[str]:
-    return sorted(
-        p.relative_to(out).as_posix()
-        for p in out.rglob("*")
-        if p.is_file() and p.relative_to(out).parts[0] != "logs"
-    )
-
-
 def move_shared_keys_to_root(bids: Path) -> None:
     """Keep only per-scan keys in each scan's sidecar; the rest in one root ``pet.json``."""
     shared: dict = {}
-    for sidecar in sorted(bids.glob("sub-*/ses-*/pet/*_pet.json")):
+    for sidecar in glob_some(bids, "sub-*/ses-*/pet/*_pet.json"):
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
         shared = {k: v for k, v in meta.items() if k not in PER_SCAN_KEYS}
         own = {k: meta[k] for k in PER_SCAN_KEYS}

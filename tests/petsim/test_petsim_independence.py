@@ -7,13 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers.globbing import glob_some
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PETSIM = REPO_ROOT / "petsim"
 
 
 def test_no_petsim_module_imports_bids_app() -> None:
     offenders = []
-    for path in sorted(PETSIM.glob("*.py")):
+    for path in glob_some(PETSIM, "*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = []
             if isinstance(node, ast.Import):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.bids_skeleton import write_phenotype
 
 from bids_app.bidsio.phenotype import (
     DEFAULT_AVERSIVE_SIGN,
@@ -28,16 +29,8 @@ GOOD_ROWS = [
 ]
 
 
-def _write(bids: Path, lines: list[str], name: str = "subjective") -> Path:
-    folder = bids / "phenotype"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.tsv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
 def test_read_phenotype_normalises_labels_and_missing_values(tmp_path: Path) -> None:
-    _write(tmp_path, [HEADER, *GOOD_ROWS])
+    write_phenotype(tmp_path, [HEADER, *GOOD_ROWS])
     (tmp_path / "phenotype" / "subjective.json").write_text(
         json.dumps({"anxiety": {"Description": "0-10"}}), encoding="utf-8"
     )
@@ -97,14 +90,14 @@ def test_read_phenotype_missing_file_returns_none(tmp_path: Path) -> None:
     ],
 )
 def test_read_phenotype_errors(tmp_path: Path, lines: list[str], match: str) -> None:
-    path = _write(tmp_path, lines)
+    path = write_phenotype(tmp_path, lines)
     with pytest.raises(InputError, match=match) as info:
         read_phenotype(tmp_path, "subjective", participants=["01", "02"], sessions=["sal", "nal"])
     assert str(path) in str(info.value)
 
 
 def test_rows_of_known_but_excluded_participants_are_ignored(tmp_path: Path) -> None:
-    _write(tmp_path, [HEADER, *GOOD_ROWS, "sub-03\tses-pla\t-10\t1\t2"])
+    write_phenotype(tmp_path, [HEADER, *GOOD_ROWS, "sub-03\tses-pla\t-10\t1\t2"])
     table = read_phenotype(
         tmp_path,
         "subjective",
@@ -116,7 +109,7 @@ def test_rows_of_known_but_excluded_participants_are_ignored(tmp_path: Path) -> 
     assert sorted(set(table["participant_id"])) == ["01"]
     assert table.attrs["ignored_participants"] == ["02", "03"]  # sub-03's session not checked
     # a label that is neither analysed nor known stays an error, listing the known labels
-    _write(tmp_path, [HEADER, *GOOD_ROWS, "04\tsal\t-10\t1\t2"])
+    write_phenotype(tmp_path, [HEADER, *GOOD_ROWS, "04\tsal\t-10\t1\t2"])
     with pytest.raises(InputError, match=r"unknown participant\(s\) 04; expected one of 01, 02"):
         read_phenotype(tmp_path, "subjective", ["01"], ["sal", "nal"], ignored={"02": "failed"})
 
@@ -132,14 +125,14 @@ def test_dataset_participants_reads_folders_and_participants_tsv(tmp_path: Path)
 
 
 def test_read_phenotype_reports_all_problems_together(tmp_path: Path) -> None:
-    _write(tmp_path, [HEADER, "09\tsal\t-10\tx\t2", "01\tpla\t-10\t1\t2"])
+    write_phenotype(tmp_path, [HEADER, "09\tsal\t-10\tx\t2", "01\tpla\t-10\t1\t2"])
     with pytest.raises(InputError, match="3 input problems found") as info:
         read_phenotype(tmp_path, "subjective", participants=["01"], sessions=["sal", "nal"])
     assert len(info.value.problems) == 3  # type: ignore[attr-defined]
 
 
 def test_read_phenotype_bad_sidecar(tmp_path: Path) -> None:
-    _write(tmp_path, [HEADER, *GOOD_ROWS])
+    write_phenotype(tmp_path, [HEADER, *GOOD_ROWS])
     (tmp_path / "phenotype" / "subjective.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(InputError, match=r"subjective.json: not valid JSON"):
         read_phenotype(tmp_path, "subjective")
@@ -224,8 +217,8 @@ def test_load_behavior_config_missing_or_invalid_file(tmp_path: Path) -> None:
 def test_config_resolves_columns_into_a_design(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _write(tmp_path, [HEADER.replace("happiness", "craving"), "01\tsal\t-10\t1\t2"])
-    _write(
+    write_phenotype(tmp_path, [HEADER.replace("happiness", "craving"), "01\tsal\t-10\t1\t2"])
+    write_phenotype(
         tmp_path,
         ["participant_id\tsession_id\ttime_min\tcortisol\tpulse\tweight", "01\tsal\t30\t1\t2\t3"],
         name="physiology",

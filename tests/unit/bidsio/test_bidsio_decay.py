@@ -9,6 +9,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from helpers.globbing import glob_some
 
 from bids_app.bidsio import discover_study, load_pet_data
 from bids_app.bidsio.decay import (
@@ -254,7 +255,7 @@ def test_contradictory_sidecar_stops_discovery(synthetic_bids) -> None:
 def test_decay_fields_inherited_from_the_root(synthetic_bids) -> None:
     def root_uncorrected(root: Path) -> None:
         (root / "pet.json").write_text(json.dumps({"ImageDecayCorrected": False}))
-        for path in root.rglob("*_pet.json"):
+        for path in glob_some(root, "*_pet.json", recursive=True):
             meta = json.loads(path.read_text())
             del meta["ImageDecayCorrected"]
             path.write_text(json.dumps(meta))

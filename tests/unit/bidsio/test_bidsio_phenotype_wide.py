@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.bids_skeleton import write_phenotype
 
 from bids_app.bidsio.phenotype import load_behavior_config, read_phenotype, wide_column_time
 from bids_app.errors import InputError, ValidationError
@@ -32,17 +33,9 @@ WIDE = [
 ]
 
 
-def _write(root: Path, lines: list[str], name: str = "subjective") -> Path:
-    folder = root / "phenotype"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.tsv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
 def test_wide_and_long_forms_give_the_same_table(tmp_path: Path) -> None:
-    _write(tmp_path / "long", LONG)
-    _write(tmp_path / "wide", WIDE)
+    write_phenotype(tmp_path / "long", LONG)
+    write_phenotype(tmp_path / "wide", WIDE)
     long = read_phenotype(tmp_path / "long", "subjective", ["01", "02"], ["sal", "nal"])
     wide = read_phenotype(tmp_path / "wide", "subjective", ["01", "02"], ["sal", "nal"])
     assert long is not None
@@ -64,7 +57,7 @@ def test_measure_missing_at_some_times(tmp_path: Path) -> None:
         "participant_id\tsession_id\tsick_tminus10\tsick_t10\tcortisol_t30",
         "sub-01\tses-sal\t1\t2\t300",
     ]
-    _write(tmp_path, lines)
+    write_phenotype(tmp_path, lines)
     table = read_phenotype(tmp_path, "subjective")
     assert table is not None
     assert table["time_min"].tolist() == [-10.0, 10.0, 30.0]
@@ -75,14 +68,16 @@ def test_measure_missing_at_some_times(tmp_path: Path) -> None:
 
 
 def test_column_without_time(tmp_path: Path) -> None:
-    _write(tmp_path, ["participant_id\tsession_id\tsick_t10\tgroup", "sub-01\tses-sal\t1\tA"])
+    write_phenotype(
+        tmp_path, ["participant_id\tsession_id\tsick_t10\tgroup", "sub-01\tses-sal\t1\tA"]
+    )
     with pytest.raises(InputError, match=r"column\(s\) \['group'\] have no time point"):
         read_phenotype(tmp_path, "subjective")
 
 
 def test_duplicate_rows_and_bad_cells_name_file_lines(tmp_path: Path) -> None:
     lines = [*WIDE, "sub-02\tses-nal\t2\t7\t300\tlots"]
-    _write(tmp_path, lines)
+    write_phenotype(tmp_path, lines)
     with pytest.raises(ValidationError) as info:
         read_phenotype(tmp_path, "subjective")
     joined = "\n".join(info.value.problems)
@@ -93,13 +88,13 @@ def test_duplicate_rows_and_bad_cells_name_file_lines(tmp_path: Path) -> None:
 
 
 def test_unknown_participant_in_wide_form(tmp_path: Path) -> None:
-    _write(tmp_path, WIDE)
+    write_phenotype(tmp_path, WIDE)
     with pytest.raises(ValidationError, match=r"unknown participant\(s\) 02"):
         read_phenotype(tmp_path, "subjective", ["01"])
 
 
 def test_sidecar_and_config_with_bom(tmp_path: Path) -> None:
-    _write(tmp_path, WIDE)
+    write_phenotype(tmp_path, WIDE)
     sidecar = {"sick_t10": {"Description": "sickness 10 min after the drug", "Units": "0-10"}}
     (tmp_path / "phenotype" / "subjective.json").write_bytes(
         b"\xef\xbb\xbf" + json.dumps(sidecar).encode()

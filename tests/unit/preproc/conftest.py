@@ -1,4 +1,4 @@
-"""Fixtures of the preproc tests (phantoms live in preproc_phantoms.py)."""
+"""Fixtures of the preproc tests (phantoms live in helpers/preproc_phantoms.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from helpers.preproc_phantoms import Series, make_series
 from numpy.typing import NDArray
-from preproc_phantoms import Series, make_series
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import nibabel as nib
 import numpy as np
 import pytest
-from preproc_phantoms import Series, random_params
+from helpers.preproc_phantoms import Series, random_params
 
 from bids_app.errors import InputError
 from bids_app.preproc.motion import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from preproc_phantoms import SHAPE, frame_image, grid_affine, head_compartments, move
+from helpers.preproc_phantoms import SHAPE, frame_image, grid_affine, head_compartments, move
 from scipy import ndimage
 
 from bids_app.errors import InputError, RegistrationError

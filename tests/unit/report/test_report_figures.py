@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from _report_html_checks import check_html, png_info
+from helpers.html_checks import check_html, png_info
 from helpers.report_factories import grid_affine, synthetic_anatomy
 
 from bids_app.errors import InputError

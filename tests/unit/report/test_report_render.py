@@ -9,9 +9,8 @@ import jinja2
 import numpy as np
 import pandas as pd
 import pytest
-from _report_html_checks import check_html, png_info
+from helpers.html_checks import check_html, png_info
 from helpers.report_factories import (
-    BIG_SHAPE,
     make_group,
     make_participant,
     make_verdict,
@@ -332,25 +331,6 @@ def test_no_sessions_is_an_input_error() -> None:
     report = replace(make_participant(n_sessions=1), sessions=[])
     with pytest.raises(InputError, match="at least one session"):
         render_participant(report)
-
-
-@pytest.mark.integration
-def test_big_grid_reports_stay_under_the_size_cap() -> None:
-    """Realistic (99, 117, 95) 2 mm grids: PNG caps keep both reports below 5 MB."""
-    for html in (
-        render_participant(make_participant(BIG_SHAPE)),
-        render_group(make_group(BIG_SHAPE)),
-    ):
-        size = len(html.encode())
-        assert size < MAX_REPORT_BYTES, size
-        checker = check_html(html)
-        assert checker.problems == []
-        assert checker.img_srcs
-        for src in checker.img_srcs:
-            width, _height, dpi = png_info(src)
-            assert width <= 1400
-            assert dpi is not None
-            assert dpi <= 100.5
 
 
 def test_t1w_normalisation_adds_pet_on_t1w_panel() -> None:
