@@ -298,8 +298,9 @@ GROUP_TABLE_COLUMNS: dict[str, dict[str, dict[str, str]]] = {
     "roi_stats": {
         "measure": {"Description": "BPND or R1"},
         "roi": {
-            "Description": "Region of interest; dorsal_vs_ventral is the paired test of the "
-            "dorsal and ventral striatum's relative BPND changes"
+            "Description": "Region of interest; dorsal_vs_ventral (AAL3) and "
+            "dorsal_vs_ventral_mawlawi are the paired tests of the dorsal and ventral "
+            "striatum's relative BPND changes"
         },
         "n": {"Description": "Participants with a finite value in both sessions"},
         "baseline_mean": {"Description": "Mean over participants, baseline session"},
@@ -320,6 +321,13 @@ GROUP_TABLE_COLUMNS: dict[str, dict[str, dict[str, str]]] = {
             "bonferroni_n<k>: Bonferroni over k ROIs)"
         },
         "status": {"Description": "ok, or why the test is undefined (too few pairs, ...)"},
+        "definition": {
+            "Description": "Striatal definition of the row: AAL3 (dorsal_striatum = caudate + "
+            "putamen, ventral_striatum = accumbens, their dorsal_vs_ventral test) or "
+            "Mawlawi2001 (Mawlawi et al. 2001 / Martinez et al. 2003 subdivisions vst_mawlawi, "
+            "dst_mawlawi, pre_dca, post_ca, pre_dpu, post_pu and dorsal_vs_ventral_mawlawi; "
+            "docs/atlas.md); n/a for other ROIs"
+        },
     },
     "net_change_stats": {
         "measure": {
