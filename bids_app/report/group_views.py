@@ -474,4 +474,17 @@ def methods(report: GroupReport) -> list[str]:
         "ROI values were compared with paired t-tests; behavioural and physiological challenge "
         "effects were corrected with the false discovery rate (Benjamini & Hochberg 1995)."
     )
+    if report.roi_stats is not None and "definition" in report.roi_stats.columns:
+        paragraphs.append(
+            "The relative BPND changes of the dorsal and the ventral striatum were compared on "
+            "two definitions: AAL3 (caudate + putamen vs nucleus accumbens) and the subdivisions "
+            "of Mawlawi et al. (2001) as used by Martinez et al. (2003), cut from AAL3 at the "
+            "anterior commissure (ventral striatum below the line from the caudate centre to "
+            "the putamen's ventral edge under the internal capsule, plus the accumbens)."
+        )
+    if report.session_comparisons is not None:
+        paragraphs.append(
+            "Each session's k2' and injected radioactivity, mass and molar activity (PET "
+            "sidecars) were compared between the sessions with paired t-tests."
+        )
     return paragraphs

@@ -417,5 +417,15 @@ def test_group_shows_k2prime_and_injection_comparisons() -> None:
     assert ">0.44<" in section
     assert "1 participant(s) without both values" in section
     assert "sub-03 ses-nal: InjectedMass missing (n/a)" in section
+    assert "were compared between the sessions with paired t-tests" in html
     empty = render_group(make_group())
     assert "no per-session values were read" in empty
+    assert "were compared between the sessions with paired t-tests" not in empty
+
+
+def test_group_methods_name_both_striatal_definitions() -> None:
+    base = make_group()
+    html = render_group(replace(base, roi_stats=base.roi_stats.assign(definition="AAL3")))
+    assert "two definitions: AAL3" in html
+    assert "Mawlawi et al. (2001)" in html
+    assert "Mawlawi et al. (2001)" not in render_group(base)
