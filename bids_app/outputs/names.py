@@ -105,6 +105,7 @@ GROUP_FILES: dict[str, str] = {
     "roi_stats": "roi_stats.tsv",
     "participant_measures": "participant_measures.tsv",
     "net_change_stats": "net_change_stats.tsv",
+    "session_comparisons": "session_comparisons.tsv",
     "behavior_effects": "behavior_effects.tsv",
     "correlations": "correlations.tsv",
     "parameters": "group_parameters.json",

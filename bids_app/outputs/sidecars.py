@@ -298,8 +298,9 @@ GROUP_TABLE_COLUMNS: dict[str, dict[str, dict[str, str]]] = {
     "roi_stats": {
         "measure": {"Description": "BPND or R1"},
         "roi": {
-            "Description": "Region of interest; dorsal_vs_ventral is the paired test of the "
-            "dorsal and ventral striatum's relative BPND changes"
+            "Description": "Region of interest; dorsal_vs_ventral (AAL3) and "
+            "dorsal_vs_ventral_mawlawi are the paired tests of the dorsal and ventral "
+            "striatum's relative BPND changes"
         },
         "n": {"Description": "Participants with a finite value in both sessions"},
         "baseline_mean": {"Description": "Mean over participants, baseline session"},
@@ -320,6 +321,13 @@ GROUP_TABLE_COLUMNS: dict[str, dict[str, dict[str, str]]] = {
             "bonferroni_n<k>: Bonferroni over k ROIs)"
         },
         "status": {"Description": "ok, or why the test is undefined (too few pairs, ...)"},
+        "definition": {
+            "Description": "Striatal definition of the row: AAL3 (dorsal_striatum = caudate + "
+            "putamen, ventral_striatum = accumbens, their dorsal_vs_ventral test) or "
+            "Mawlawi2001 (Mawlawi et al. 2001 / Martinez et al. 2003 subdivisions vst_mawlawi, "
+            "dst_mawlawi, pre_dca, post_ca, pre_dpu, post_pu and dorsal_vs_ventral_mawlawi; "
+            "docs/atlas.md); n/a for other ROIs"
+        },
     },
     "net_change_stats": {
         "measure": {
@@ -372,11 +380,66 @@ GROUP_TABLE_COLUMNS: dict[str, dict[str, dict[str, str]]] = {
             "Description": "(R1_challenge - R1_baseline) / R1_baseline of the carotid ROI; "
             "fraction"
         },
+        "k2prime_baseline": {
+            "Description": "k2' of the baseline session (reference-region efflux rate, "
+            "kinpar.tsv column k2prime)",
+            "Units": "1/min",
+        },
+        "k2prime_challenge": {
+            "Description": "k2' of the challenge session (kinpar.tsv column k2prime)",
+            "Units": "1/min",
+        },
+        "injected_radioactivity_baseline": {
+            "Description": "InjectedRadioactivity of the baseline PET sidecar (n/a if absent)",
+            "Units": "MBq",
+        },
+        "injected_radioactivity_challenge": {
+            "Description": "InjectedRadioactivity of the challenge PET sidecar (n/a if absent)",
+            "Units": "MBq",
+        },
+        "injected_mass_baseline": {
+            "Description": "InjectedMass of the baseline PET sidecar (n/a if absent)",
+            "Units": "ug",
+        },
+        "injected_mass_challenge": {
+            "Description": "InjectedMass of the challenge PET sidecar (n/a if absent)",
+            "Units": "ug",
+        },
+        "molar_activity_baseline": {
+            "Description": "MolarActivity of the baseline PET sidecar (n/a if absent)",
+            "Units": "GBq/umol",
+        },
+        "molar_activity_challenge": {
+            "Description": "MolarActivity of the challenge PET sidecar (n/a if absent)",
+            "Units": "GBq/umol",
+        },
         "aversion_index": {
             "Description": "PC1 score of the z-scored challenge-induced changes of the selected "
             "subjective items (higher: more aversive)",
             "Units": "arbitrary",
         },
+    },
+    "session_comparisons": {
+        "quantity": {
+            "Description": "Per-session quantity compared (columns <quantity>_baseline and "
+            "<quantity>_challenge of participant_measures.tsv): k2prime, "
+            "injected_radioactivity, injected_mass, molar_activity"
+        },
+        "unit": {"Description": "Unit of the quantity's values and means"},
+        "n": {"Description": "Participants with a finite value in both sessions"},
+        "baseline_mean": {"Description": "Mean over participants, baseline session"},
+        "baseline_sd": {"Description": "SD over participants (ddof 1), baseline session"},
+        "challenge_mean": {"Description": "Mean over participants, challenge session"},
+        "challenge_sd": {"Description": "SD over participants (ddof 1), challenge session"},
+        "mean_change_pct": {
+            "Description": "100 (challenge_mean - baseline_mean) / baseline_mean",
+            "Units": "%",
+        },
+        "t": {"Description": "Paired t (scipy.stats.ttest_rel), challenge - baseline"},
+        "df": {"Description": "Degrees of freedom of t (n - 1)"},
+        "p": {"Description": "Two-sided p of t"},
+        "status": {"Description": "ok, or why the test is undefined (too few pairs, ...)"},
+        "note": {"Description": "How many participants lacked a value (n/a: none)"},
     },
     "behavior_effects": {
         "measure": {"Description": "Phenotype measure (column of phenotype/*.tsv)"},

@@ -72,6 +72,7 @@ from bids_app.pipelines.group_tables import (
     read_explicit_mask,
     write_cluster_tables,
 )
+from bids_app.pipelines.session_checks import session_comparisons, session_values
 from bids_app.qc import QcVerdict
 from bids_app.report.data import ClusterMapReport, GroupReport
 from bids_app.report.render import render_group
@@ -189,6 +190,10 @@ def run_group_level(config: Config) -> int:
         atlas.masks["striatum"],
         rois,
     )
+    per_session, session_notes = session_values(participants, config.bids_dir)
+    measures_table = measures_table.join(per_session)
+    comparisons = session_comparisons(per_session)
+    written += _tsv(staging, "session_comparisons", comparisons)
     if behavior is not None:
         written += _tsv(staging, "behavior_effects", behavior.effects.table)
         measures_table = measures_table.join(_sub_index(behavior.participant_measures))
@@ -225,6 +230,8 @@ def run_group_level(config: Config) -> int:
         participant_status=participant_status,
         cluster_peaks=peaks,
         net_change_stats=net_stats,
+        session_comparisons=comparisons,
+        session_notes=session_notes,
         behavior_data=_behaviour_data(phenotype, participants),
     )
     write_text(staging / GROUP_FILES["report"], render_group(report))

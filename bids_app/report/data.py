@@ -310,6 +310,10 @@ class GroupReport:
         Long phenotype table for time courses: ``participant_id``, ``role``
         (``baseline``/``challenge``), ``time_min``, ``measure``, ``value``, ``kind``
         (``subjective``/``physiology``).
+    session_comparisons : DataFrame or None
+        The ``session_comparisons.tsv`` table (k2' and injection, baseline vs challenge).
+    session_notes : list of str
+        Per-session values that were missing (shown as n/a), one line each.
     """
 
     participants: list[str]
@@ -332,3 +336,5 @@ class GroupReport:
     cluster_peaks: pd.DataFrame | None = None
     net_change_stats: pd.DataFrame | None = None
     behavior_data: pd.DataFrame | None = None
+    session_comparisons: pd.DataFrame | None = None
+    session_notes: list[str] = field(default_factory=list)

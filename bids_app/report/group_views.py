@@ -185,6 +185,26 @@ def net_change_view(report: GroupReport) -> dict[str, Any]:
     }
 
 
+#: Why the group report compares k2' and the injection between sessions.
+SESSION_CHECKS_RATIONALE = (
+    "k2' is fitted per session; a systematic k2' change between sessions would bias R1 "
+    "(about 2.5-5 % per 10 % of k2' where BPND is 2-3) and BPND (about 1 % per 10 %) in every "
+    "participant alike, so it should not differ. A larger injected mass of raclopride (or a "
+    "lower molar activity) in one session occupies more D2/3 receptors and lowers BPND by "
+    "itself (a mass effect), and injected radioactivity sets the counts and hence the noise: "
+    "neither should differ between the sessions."
+)
+
+
+def session_checks_view(report: GroupReport) -> dict[str, Any]:
+    """The paired baseline-vs-challenge tests of k2' and the injection, with their reason."""
+    return {
+        "table": table(report.session_comparisons),
+        "rationale": SESSION_CHECKS_RATIONALE,
+        "notes": list(report.session_notes),
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # Statistic maps and clusters
 # --------------------------------------------------------------------------------------------
@@ -454,4 +474,17 @@ def methods(report: GroupReport) -> list[str]:
         "ROI values were compared with paired t-tests; behavioural and physiological challenge "
         "effects were corrected with the false discovery rate (Benjamini & Hochberg 1995)."
     )
+    if report.roi_stats is not None and "definition" in report.roi_stats.columns:
+        paragraphs.append(
+            "The relative BPND changes of the dorsal and the ventral striatum were compared on "
+            "two definitions: AAL3 (caudate + putamen vs nucleus accumbens) and the subdivisions "
+            "of Mawlawi et al. (2001) as used by Martinez et al. (2003), cut from AAL3 at the "
+            "anterior commissure (ventral striatum below the line from the caudate centre to "
+            "the putamen's ventral edge under the internal capsule, plus the accumbens)."
+        )
+    if report.session_comparisons is not None:
+        paragraphs.append(
+            "Each session's k2' and injected radioactivity, mass and molar activity (PET "
+            "sidecars) were compared between the sessions with paired t-tests."
+        )
     return paragraphs

@@ -77,6 +77,13 @@ REFERENCE_MAX_Z_MM = -30.0
 
 LABEL_SEARCH_RADIUS_MM = 4.0
 
+# --- Mawlawi/Martinez striatal subdivisions ---------------------------------------------------
+AC_MNI_MM = (0.0, 3.0, -5.0)
+"""Anterior commissure on the bundled MNI152NLin2009aSym template: the brightest voxel of the
+midline white-matter bundle (T1 intensity 0.87 from x = -8 to +8 mm; docs/atlas.md)."""
+AC_Y_MM = AC_MNI_MM[1]
+MAWLAWI_ROIS = ("vst_mawlawi", "dst_mawlawi", "pre_dca", "post_ca", "pre_dpu", "post_pu")
+
 
 @dataclass(frozen=True)
 class RoiAtlas:
@@ -512,6 +519,123 @@ def _distance_mm(region: NDArray[np.bool_], zooms: NDArray[np.float64]) -> NDArr
 
 
 # ----------------------------------------------------------------------------------------------
+# Mawlawi/Martinez striatal subdivisions
+# ----------------------------------------------------------------------------------------------
+def _vst_on_slice(
+    cau_xz: NDArray[np.float64], put_xz: NDArray[np.float64], str_xz: NDArray[np.float64]
+) -> NDArray[np.bool_]:
+    """Which striatal points of one pre-commissural coronal hemi-slice lie below the VST line.
+
+    Parameters
+    ----------
+    cau_xz, put_xz : (n, 2) ndarray
+        (|x|, z) mm of the caudate (with the accumbens) and the putamen voxels of the slice.
+    str_xz : (m, 2) ndarray
+        (|x|, z) mm of every striatal voxel of the slice (the points classified).
+
+    Returns
+    -------
+    (m,) ndarray of bool
+        True below the line through the caudate centre and the point where a vertical line
+        through the internal capsule's top-lateral corner meets the putamen's ventral edge
+        (medial to the caudate centre: below the horizontal through it).
+    """
+    centre = cau_xz.mean(axis=0)
+    top_z = put_xz[:, 1].max()
+    # the internal capsule's superior-lateral point: the medial corner of the putamen's top row
+    ic_x = put_xz[np.isclose(put_xz[:, 1], top_z), 0].min()
+    column_x = put_xz[np.argmin(np.abs(put_xz[:, 0] - ic_x)), 0]
+    ventral = np.array([column_x, put_xz[np.isclose(put_xz[:, 0], column_x), 1].min()])
+    run = ventral[0] - centre[0]
+    if run <= 0.0:  # degenerate slice: no capsule between the nuclei; use the lower point
+        return str_xz[:, 1] < min(centre[1], ventral[1])
+    slope = (ventral[1] - centre[1]) / run
+    # medial to the caudate centre the boundary runs horizontally to the ventricle
+    lateral_mm = np.maximum(str_xz[:, 0] - centre[0], 0.0)
+    return str_xz[:, 1] < centre[1] + slope * lateral_mm
+
+
+def mawlawi_subdivisions(
+    caudate: NDArray[np.bool_],
+    putamen: NDArray[np.bool_],
+    accumbens: NDArray[np.bool_],
+    affine: NDArray[np.float64],
+    ac_y_mm: float = AC_Y_MM,
+) -> dict[str, NDArray[np.bool_]]:
+    """Mawlawi et al. (2001) / Martinez et al. (2003) striatal subdivisions in MNI space.
+
+    On every coronal plane anterior to the anterior commissure (``y > ac_y_mm``), each
+    hemisphere's ventral striatum (VST) is the striatum below the line joining the centre of
+    the caudate on that plane (caudate + accumbens voxels) to the point where a vertical line
+    through the top-lateral corner of the internal capsule (approximated by the medial corner
+    of the putamen's highest row) meets the putamen's ventral edge, extended laterally; medial
+    to the caudate centre the boundary is horizontal. The accumbens is VST whatever its
+    position. Planes without caudate or putamen have no such line: their
+    caudate/putamen voxels are dorsal. Post-commissural planes (``y <= ac_y_mm``) have no VST
+    apart from accumbens voxels. The dorsal remainder is split by nucleus and by the AC plane.
+
+    Parameters
+    ----------
+    caudate, putamen, accumbens : (X, Y, Z) ndarray of bool
+        Disjoint nucleus masks (AAL3) on an axis-aligned grid.
+    affine : (4, 4) ndarray
+        Voxel-to-MNI (mm) affine of the grid; its axes must be x, y, z (diagonal).
+    ac_y_mm : float, default :data:`AC_Y_MM`
+        y of the anterior commissure's coronal plane, mm.
+
+    Returns
+    -------
+    dict of str to (X, Y, Z) ndarray of bool
+        ``vst_mawlawi``, ``pre_dca``, ``post_ca``, ``pre_dpu``, ``post_pu`` (disjoint; their
+        union is caudate | putamen | accumbens) and ``dst_mawlawi`` (the four dorsal ones).
+
+    Raises
+    ------
+    InputError
+        When the grid is not axis-aligned or the masks overlap.
+    """
+    lin = np.asarray(affine, dtype=np.float64)[:3, :3]
+    if not np.allclose(lin, np.diag(np.diag(lin))):
+        msg = "The Mawlawi subdivisions need an axis-aligned grid (a diagonal affine)."
+        raise InputError(msg)
+    if (caudate & putamen).any() or (caudate & accumbens).any() or (putamen & accumbens).any():
+        msg = "Caudate, putamen and accumbens masks overlap; the subdivisions need them disjoint."
+        raise InputError(msg)
+    striatum = caudate | putamen | accumbens
+    idx = np.argwhere(striatum)
+    xyz = nib.affines.apply_affine(affine, idx)
+    is_cau = caudate[tuple(idx.T)] | accumbens[tuple(idx.T)]
+    is_put = putamen[tuple(idx.T)]
+    below = np.zeros(len(idx), dtype=bool)
+    pre = xyz[:, 1] > ac_y_mm
+    for side in (-1.0, 1.0):
+        hemi = pre & (np.sign(xyz[:, 0]) == side)
+        for y in np.unique(xyz[hemi, 1]):
+            on = hemi & np.isclose(xyz[:, 1], y)
+            if not (on & is_cau).any() or not (on & is_put).any():
+                continue
+            xz = np.column_stack([np.abs(xyz[on, 0]), xyz[on, 2]])
+            cau_xz = xz[is_cau[on]]
+            put_xz = xz[is_put[on]]
+            below[on] = _vst_on_slice(cau_xz, put_xz, xz)
+    vst = np.zeros_like(striatum)
+    vst[tuple(idx[below].T)] = True
+    vst |= accumbens
+    pre_grid = np.zeros_like(striatum)
+    pre_grid[tuple(idx[pre].T)] = True
+    dorsal = striatum & ~vst
+    out = {
+        "vst_mawlawi": vst,
+        "pre_dca": dorsal & caudate & pre_grid,
+        "post_ca": dorsal & caudate & ~pre_grid,
+        "pre_dpu": dorsal & putamen & pre_grid,
+        "post_pu": dorsal & putamen & ~pre_grid,
+    }
+    out["dst_mawlawi"] = dorsal
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
 # ROI builders
 # ----------------------------------------------------------------------------------------------
 def _reference_region(
@@ -595,6 +719,17 @@ def _descriptions() -> dict[str, str]:
         "dorsal_striatum": "caudate + putamen (AAL3).",
         "ventral_striatum": "accumbens (AAL3 N_Acc).",
         "striatum": "caudate + putamen + accumbens (AAL3).",
+        "vst_mawlawi": (
+            "Ventral striatum after Mawlawi et al. 2001 / Martinez et al. 2003: on coronal "
+            f"planes anterior to the anterior commissure (y > {AC_Y_MM:g} mm), the AAL3 "
+            "striatum below the line from the caudate centre to the putamen's ventral edge "
+            "under the internal capsule's top-lateral corner; plus AAL3 accumbens."
+        ),
+        "dst_mawlawi": "Dorsal striatum after Mawlawi/Martinez: striatum minus vst_mawlawi.",
+        "pre_dca": f"Pre-commissural dorsal caudate (y > {AC_Y_MM:g} mm, not vst_mawlawi).",
+        "post_ca": f"Post-commissural caudate (y <= {AC_Y_MM:g} mm, not vst_mawlawi).",
+        "pre_dpu": f"Pre-commissural dorsal putamen (y > {AC_Y_MM:g} mm, not vst_mawlawi).",
+        "post_pu": f"Post-commissural putamen (y <= {AC_Y_MM:g} mm, not vst_mawlawi).",
         REFERENCE_ROI: (
             "Cerebellar grey matter reference: AAL3 hemisphere lobules Crus I, Crus II, 7b, 8, 9 "
             f"(no vermis, no lobules 3-6 or 10), template GM probability >= "
@@ -649,6 +784,7 @@ def _build_cached(resolution_mm: int) -> RoiAtlas:
         "dorsal_striatum": caudate | putamen,
         "ventral_striatum": accumbens.copy(),
         "striatum": caudate | putamen | accumbens,
+        **mawlawi_subdivisions(caudate, putamen, accumbens, affine),
         REFERENCE_ROI: _reference_region(labels, brain, gm_prob, affine),
         **_exploratory_rois(affine, shape, brain),
     }
@@ -692,8 +828,10 @@ def build_roi_atlas(resolution_mm: int = 2) -> RoiAtlas:
     Returns
     -------
     RoiAtlas
-        Masks ``caudate, putamen, accumbens, dorsal_striatum, ventral_striatum, striatum,
-        cerebellum, pituitary, carotid, habenula, habenula_control`` on the template grid.
+        Masks ``caudate, putamen, accumbens, dorsal_striatum, ventral_striatum, striatum``,
+        the Mawlawi/Martinez subdivisions ``vst_mawlawi, pre_dca, post_ca, pre_dpu,
+        post_pu, dst_mawlawi`` (:func:`mawlawi_subdivisions`), ``cerebellum, pituitary,
+        carotid, habenula, habenula_control`` on the template grid.
         The arrays are shared read-only caches; the dicts are fresh copies per call.
     """
     cached = _build_cached(tpl._check_resolution(resolution_mm))

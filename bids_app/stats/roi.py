@@ -104,7 +104,9 @@ __all__ = [
     "DEFAULT_BASELINE_FLOOR",
     "DEFAULT_CORRECTION_FAMILIES",
     "DEFAULT_ROIS",
+    "ROI_DEFINITIONS",
     "ROI_STATS_COLUMNS",
+    "STRIATAL_CONTRASTS",
     "CorrectionFamily",
     "NetChange",
     "OneSampleResult",
@@ -142,7 +144,32 @@ ROI_STATS_COLUMNS: tuple[str, ...] = (
     "p_corrected",
     "correction",
     "status",
+    "definition",
 )
+
+#: Striatal definitions and their dorsal-vs-ventral contrast rows of ``roi_stats.tsv``:
+#: (definition, contrast row name, dorsal ROI, ventral ROI). ``AAL3`` is the CONTRACT's
+#: ``dorsal_vs_ventral`` row; ``Mawlawi2001`` uses the Mawlawi et al. 2001 / Martinez et al.
+#: 2003 subdivisions built by :mod:`bids_app.roi.atlas`.
+STRIATAL_CONTRASTS: tuple[tuple[str, str, str, str], ...] = (
+    ("AAL3", "dorsal_vs_ventral", "dorsal_striatum", "ventral_striatum"),
+    ("Mawlawi2001", "dorsal_vs_ventral_mawlawi", "dst_mawlawi", "vst_mawlawi"),
+)
+
+#: ``definition`` column of ``roi_stats.tsv``: which striatal definition a row belongs to.
+ROI_DEFINITIONS: dict[str, str] = {
+    "dorsal_striatum": "AAL3",
+    "ventral_striatum": "AAL3",
+    "striatum": "AAL3",
+    "dorsal_vs_ventral": "AAL3",
+    "vst_mawlawi": "Mawlawi2001",
+    "dst_mawlawi": "Mawlawi2001",
+    "pre_dca": "Mawlawi2001",
+    "post_ca": "Mawlawi2001",
+    "pre_dpu": "Mawlawi2001",
+    "post_pu": "Mawlawi2001",
+    "dorsal_vs_ventral_mawlawi": "Mawlawi2001",
+}
 
 #: ROI names of the CONTRACT, in report order.
 DEFAULT_ROIS: tuple[str, ...] = (
@@ -761,6 +788,7 @@ def _row(
     row: dict[str, object] = {"measure": measure, "roi": roi, **res.as_dict()}
     row["p_corrected"] = family.adjust(res.p) if family else res.p
     row["correction"] = family.label if family else "none"
+    row["definition"] = ROI_DEFINITIONS.get(roi)
     return row
 
 
@@ -793,14 +821,16 @@ def roi_statistics(
         (``p_corrected = p``, ``correction = "none"``), as the paper reports its a-priori
         BPND ROIs and the exploratory pituitary/carotid R1 ROIs.
     contrast_measures : sequence of str, default ("BPND",)
-        Measures for which a ``dorsal_vs_ventral`` row (see :func:`dorsal_vs_ventral_test`)
-        is added after the measure's ROI rows, when both regions are in the table.
-        Uncorrected (a-priori).
+        Measures for which the dorsal-vs-ventral rows of :data:`STRIATAL_CONTRASTS` (see
+        :func:`dorsal_vs_ventral_test`) are added after the measure's ROI rows, each when both
+        of its regions are in the table: ``dorsal_vs_ventral`` (AAL3, the CONTRACT's row) and
+        ``dorsal_vs_ventral_mawlawi``. Uncorrected (a-priori).
 
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`ROI_STATS_COLUMNS`, one row per (measure, roi) tested.
+        Columns :data:`ROI_STATS_COLUMNS`, one row per (measure, roi) tested; ``definition``
+        names the striatal definition of a row (:data:`ROI_DEFINITIONS`; None otherwise).
 
     Raises
     ------
@@ -827,17 +857,20 @@ def roi_statistics(
                 continue
             res = paired_roi_test(pairs["baseline"], pairs["challenge"])
             rows.append(_row(measure, roi, res, lookup.get((measure, roi))))
-        if measure in contrast_measures:
-            dorsal, ventral = _pairs(sub, "dorsal_striatum"), _pairs(sub, "ventral_striatum")
-            if not dorsal.empty and not ventral.empty:
-                both = dorsal.join(ventral, how="inner", lsuffix="_d", rsuffix="_v")
-                res = dorsal_vs_ventral_test(
-                    both["baseline_d"],
-                    both["challenge_d"],
-                    both["baseline_v"],
-                    both["challenge_v"],
-                )
-                rows.append(_row(measure, "dorsal_vs_ventral", res, None))
+        if measure not in contrast_measures:
+            continue
+        for _, name, dorsal_roi, ventral_roi in STRIATAL_CONTRASTS:
+            dorsal, ventral = _pairs(sub, dorsal_roi), _pairs(sub, ventral_roi)
+            if dorsal.empty or ventral.empty:
+                continue
+            both = dorsal.join(ventral, how="inner", lsuffix="_d", rsuffix="_v")
+            res = dorsal_vs_ventral_test(
+                both["baseline_d"],
+                both["challenge_d"],
+                both["baseline_v"],
+                both["challenge_v"],
+            )
+            rows.append(_row(measure, name, res, None))
     out = pd.DataFrame(rows, columns=list(ROI_STATS_COLUMNS))
     return out.astype({"n": "int64"}) if len(out) else out
 

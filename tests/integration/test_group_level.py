@@ -90,10 +90,27 @@ def test_planted_dorsal_decrease_is_found(tmp_path: Path) -> None:
     assert stats.loc[("BPND", "dorsal_striatum"), "t"] < 0
     assert stats.loc[("BPND", "ventral_striatum"), "p"] > 0.01
     assert stats.loc[("BPND", "dorsal_vs_ventral"), "p"] < 0.05
+    # the same test on the Mawlawi/Martinez definition, flagged by the 'definition' column
+    mawlawi = stats.loc[("BPND", "dorsal_vs_ventral_mawlawi")]
+    assert mawlawi["definition"] == "Mawlawi2001"
+    assert stats.loc[("BPND", "dorsal_vs_ventral"), "definition"] == "AAL3"
+    assert mawlawi["t"] < 0  # the planted release spares the accumbens part of the VST
+    assert stats.loc[("BPND", "dst_mawlawi"), "p"] < 0.01
     measures = pd.read_csv(group / "participant_measures.tsv", sep="\t")
     assert len(measures) == N_PARTICIPANTS
     assert 0.03 < measures.net_da_release.mean() < 0.12
+    # per-session k2' (kinpar.tsv) and the injection (no PET sidecar here: n/a, not an error)
+    assert (measures.k2prime_baseline == 0.12).all()
+    assert (measures.k2prime_challenge == 0.12).all()
+    assert measures.injected_mass_baseline.isna().all()
+    comparisons = pd.read_csv(group / "session_comparisons.tsv", sep="\t").set_index("quantity")
+    assert comparisons.loc["k2prime", "n"] == N_PARTICIPANTS
+    assert comparisons.loc["k2prime", "status"] == "zero_variance"
+    assert comparisons.loc["injected_mass", "n"] == 0
     assert (group / "group.html").stat().st_size > 10_000
+    assert "k2&#39; and injection" in (group / "group.html").read_text() or (
+        "k2' and injection" in (group / "group.html").read_text()
+    )
     t_maps = sorted(group.glob("*meas-BPND_contrast-nalMinussal_stat-t_statmap.nii.gz"))
     assert len(t_maps) == 1
     assert np.nanmin(nib.load(t_maps[0]).get_fdata()) < -4

@@ -364,3 +364,48 @@ def test_participant_provenance_shows_stage_timings_only_when_given(participant_
         r"resample:challenge</td>\s*<td class=\"num\">1\.50*</td>\s*<td>yes</td>", section
     )
     assert "Processing time and memory" not in participant_html
+
+
+def test_group_shows_k2prime_and_injection_comparisons() -> None:
+    comparisons = pd.DataFrame(
+        {
+            "quantity": ["k2prime", "injected_mass"],
+            "unit": ["1/min", "ug"],
+            "n": [10, 9],
+            "baseline_mean": [0.312, 5.1],
+            "baseline_sd": [0.02, 0.6],
+            "challenge_mean": [0.318, 5.3],
+            "challenge_sd": [0.03, 0.7],
+            "mean_change_pct": [1.9, 3.9],
+            "t": [0.81, 1.23],
+            "df": [9, 8],
+            "p": [0.44, 0.25],
+            "status": ["ok", "ok"],
+            "note": [None, "1 participant(s) without both values"],
+        }
+    )
+    notes = ["sub-03 ses-nal: InjectedMass missing"]
+    html = render_group(
+        replace(make_group(), session_comparisons=comparisons, session_notes=notes)
+    )
+    assert_well_formed(html)
+    section = html[html.index('id="session-checks"') : html.index('id="stat-maps"')]
+    assert "<h2>k2' and injection, baseline vs challenge</h2>" in section
+    assert "would bias R1" in section
+    assert "mass effect" in section
+    assert ">k2prime<" in section
+    assert ">0.44<" in section
+    assert "1 participant(s) without both values" in section
+    assert "sub-03 ses-nal: InjectedMass missing (n/a)" in section
+    assert "were compared between the sessions with paired t-tests" in html
+    empty = render_group(make_group())
+    assert "no per-session values were read" in empty
+    assert "were compared between the sessions with paired t-tests" not in empty
+
+
+def test_group_methods_name_both_striatal_definitions() -> None:
+    base = make_group()
+    html = render_group(replace(base, roi_stats=base.roi_stats.assign(definition="AAL3")))
+    assert "two definitions: AAL3" in html
+    assert "Mawlawi et al. (2001)" in html
+    assert "Mawlawi et al. (2001)" not in render_group(base)

@@ -351,3 +351,47 @@ def test_every_net_method_has_a_quotable_definition() -> None:
     assert "2 s_mean / (2 - s_mean)" in describe_net_change("symmetric", "increase", "R1")
     with pytest.raises(StatsError, match="method must be one of"):
         describe_net_change("median", "decrease", "BPND")  # type: ignore[arg-type]
+
+
+def test_roi_statistics_both_striatal_definitions(rng: np.random.Generator) -> None:
+    table = _tidy_table(rng)
+    extra = []
+    for pid in table["participant_id"].unique():
+        # Mawlawi: dorsal falls 10 %, ventral 2 %, with participant noise
+        for roi, level, change in (("dst_mawlawi", 2.0, -0.10), ("vst_mawlawi", 1.6, -0.02)):
+            b = level + rng.normal(0, 0.1)
+            c = b * (1 + change + rng.normal(0, 0.01))
+            extra.append(
+                {"participant_id": pid, "measure": "BPND", "roi": roi}
+                | {"baseline": b, "challenge": c}
+            )
+    table = pd.concat([table, pd.DataFrame(extra)], ignore_index=True)
+    out = roi_statistics(table)
+    bpnd = out[out["measure"] == "BPND"]
+    assert list(bpnd["roi"]) == [
+        "dorsal_striatum",
+        "ventral_striatum",
+        "striatum",
+        "dst_mawlawi",
+        "vst_mawlawi",
+        "dorsal_vs_ventral",
+        "dorsal_vs_ventral_mawlawi",
+    ]
+    rows = out.set_index(["measure", "roi"])
+    assert rows.loc[("BPND", "dorsal_vs_ventral"), "definition"] == "AAL3"
+    assert rows.loc[("BPND", "dorsal_striatum"), "definition"] == "AAL3"
+    assert rows.loc[("BPND", "vst_mawlawi"), "definition"] == "Mawlawi2001"
+    assert rows.loc[("BPND", "dorsal_vs_ventral_mawlawi"), "definition"] == "Mawlawi2001"
+    assert pd.isna(rows.loc[("R1", "pituitary"), "definition"])
+    d = table[table["roi"] == "dst_mawlawi"].reset_index()
+    v = table[table["roi"] == "vst_mawlawi"].reset_index()
+    rel = (d["challenge"] - d["baseline"]) / d["baseline"] - (
+        (v["challenge"] - v["baseline"]) / v["baseline"]
+    )
+    expected = sps.ttest_1samp(rel, 0.0)
+    row = rows.loc[("BPND", "dorsal_vs_ventral_mawlawi")]
+    assert row["t"] == pytest.approx(expected.statistic)
+    assert row["p"] == pytest.approx(expected.pvalue)
+    assert row["mean_change_pct"] == pytest.approx(100 * rel.mean())
+    assert row["mean_change_pct"] == pytest.approx(-8.0, abs=1.5)
+    assert row["correction"] == "none"
