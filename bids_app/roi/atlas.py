@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -379,11 +380,11 @@ def _weighted_mode(samples: NDArray[np.int32], weights: NDArray[np.float64]) -> 
 def _aal3_on_grid(resolution_mm: int) -> tuple[NDArray[np.int32], dict[int, str]]:
     """AAL3 labels on the template grid (cached, read-only) and their names."""
     nii_path, txt_path = _aal3_paths()
-    img = nib.load(nii_path)
+    img = cast(nib.Nifti1Image, nib.load(nii_path))
     data = np.asarray(img.dataobj).astype(np.int32)
     affine = tpl.template_affine(resolution_mm)
-    shape = tpl.load_template(resolution_mm).shape
-    labels = resample_labels_majority(data, img.affine, affine, shape)  # type: ignore[arg-type]
+    nx, ny, nz = tpl.load_template(resolution_mm).shape[:3]
+    labels = resample_labels_majority(data, img.affine, affine, (nx, ny, nz))
     labels.setflags(write=False)
     return labels, read_aal3_names(txt_path)
 
@@ -936,7 +937,7 @@ def load_custom_atlas(
         )
         raise InputError(msg)
     try:
-        img = nib.load(label_path)
+        img = cast(nib.Nifti1Image, nib.load(label_path))
         data = np.asarray(img.dataobj)
     except (OSError, nib.filebasedimages.ImageFileError) as exc:
         msg = f"Cannot read the custom atlas image {label_path}: {exc}."
