@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import nibabel as nib
 import numpy as np
@@ -162,7 +162,7 @@ def jacobian_stats(transforms: tuple[Path, ...], brain: NDArray[np.bool_]) -> di
     local = np.ones(brain.shape, dtype=np.float64)
     warps = [t for t in transforms if t.name.endswith("Warp.nii.gz")]
     for warp_path in warps:
-        field_img = nib.load(warp_path)
+        field_img = cast(nib.Nifti1Image, nib.load(warp_path))
         disp = np.asarray(field_img.dataobj, dtype=np.float64).reshape(*field_img.shape[:3], 3)
         if field_img.shape[:3] != brain.shape:
             continue
@@ -324,55 +324,47 @@ def _mutual_information(
 def _mirror_test(
     ants: Any,
     t1_brain: Any,
-    extraction: Any,
-    pet: Any,
+    pet3: nib.spatialimages.SpatialImage,
+    pet_affine: NDArray[np.float64],
+    brain_centre_tpl_mm: NDArray[np.float64],
     rigid_file: Path,
+    fixed_mask: Any,
     mask: NDArray[np.bool_],
-    centre_mm: NDArray[np.float64],
     stage: Stage,
     work: Path,
 ) -> float:
-    """Relative MI gain of the T1w over its left-right mirror image as the PET's match.
+    """Relative MI gain of the PET over its left-right mirror image as the T1w's match.
 
-    The skull-stripped T1w is mirrored about the sagittal plane through its brain's centre and
-    the PET registered to it (rigid, started where the PET -> T1w registration ended); a
-    near-symmetric brain fits either way, so only a clearly better fit of the mirror image
-    matters. Returns ``(MI_mirror - MI_T1w) / |MI_T1w|`` with ANTs' sign (more negative MI is
-    better): positive when the T1w as given matches the PET better, negative when its mirror
-    does (a T1w flipped left-right relative to the PET).
+    The PET is mirrored about the head's midsagittal plane (the template's x = 0 carried into
+    PET space by the rigid part of the PET-only affine) by changing its affine only, so its
+    voxel values are not interpolated, and registered to the T1w (rigid, started where the
+    PET -> T1w registration ended). Both fits are then scored the same way: Mattes MI inside
+    the same T1w mask. Returns ``(MI_mirror - MI_PET) / |MI_PET|`` with ANTs' sign (more
+    negative MI is better): positive when the PET as acquired matches the T1w better, negative
+    when its mirror image does (a T1w flipped left-right relative to the PET).
     """
-    affine = np.asarray(extraction.brain.affine, dtype=np.float64)
-    reflection = np.eye(4)
-    reflection[0, 0] = -1.0
-    reflection[0, 3] = 2.0 * float(centre_mm[0])
-    to_source = np.linalg.inv(affine) @ reflection @ affine
-    data = np.asarray(extraction.brain.dataobj, dtype=np.float32)
-    mirrored = ndimage.affine_transform(
-        data, to_source[:3, :3], offset=to_source[:3, 3], order=1, mode="constant"
-    )
-    mirrored_mask = (
-        ndimage.affine_transform(
-            mask.astype(np.float32), to_source[:3, :3], offset=to_source[:3, 3], order=0
-        )
-        > 0.5
-    )
-    mirror_img = nifti_to_ants(extraction.brain, mirrored)
+    rigid = nearest_rigid(pet_affine, brain_centre_tpl_mm)
+    flip_x = np.diag([-1.0, 1.0, 1.0, 1.0])
+    reflection = rigid @ flip_x @ np.linalg.inv(rigid)  # PET space, about the midline
+    data = np.asarray(pet3.dataobj, dtype=np.float32)
+    mirrored = nifti_to_ants(nib.Nifti1Image(data, reflection @ pet3.affine))
+    pet = nifti_to_ants(pet3)
     files = run_registration(
-        mirror_img,
-        pet,
+        t1_brain,
+        mirrored,
         [stage],
         work / "norm_t1w2pet_mirror_",
         initial=rigid_file,
-        fixed_mask=nifti_to_ants(extraction.brain, mirrored_mask.astype(np.float32)),
+        fixed_mask=fixed_mask,
     )
     original = _mutual_information(ants, t1_brain, pet, rigid_file, mask)
-    mirror = _mutual_information(ants, mirror_img, pet, files.affine, mirrored_mask)
+    mirror = _mutual_information(ants, t1_brain, mirrored, files.affine, mask)
     files.affine.unlink(missing_ok=True)
     return (mirror - original) / abs(original) if original != 0 else float("nan")
 
 
 def _via_t1w(
-    pet: Any,
+    pet3: nib.spatialimages.SpatialImage,
     t1w: nib.spatialimages.SpatialImage,
     tpl3: nib.Nifti1Image,
     brain: NDArray[np.bool_],
@@ -388,6 +380,7 @@ def _via_t1w(
     left the striatum 12 mm too high in a measured case.
     """
     ants = import_ants(n_threads)
+    pet = nifti_to_ants(pet3)
     extraction = extract_brain(as_3d(t1w, "t1w"), tpl3, brain, work, n_threads)
     t1_brain = nifti_to_ants(extraction.brain)
     tpl_data = np.asarray(tpl3.dataobj, dtype=np.float32)
@@ -411,8 +404,18 @@ def _via_t1w(
         t1_brain, pet, [rigid], work / "norm_t1w2pet_", initial=init, fixed_mask=fixed_mask
     )
     init.unlink(missing_ok=True)
+    tpl_centre = (tpl3.affine @ np.append(np.argwhere(brain).mean(axis=0), 1.0))[:3]
     mirror_gain = _mirror_test(
-        ants, t1_brain, extraction, pet, pet_files.affine, t1_mask, centre, rigid, work
+        ants,
+        t1_brain,
+        pet3,
+        pet_affine,
+        tpl_centre,
+        pet_files.affine,
+        fixed_mask,
+        t1_mask,
+        rigid,
+        work,
     )
     transforms = (*to_t1w, pet_files.affine)
     linear = read_affine(pet_files.affine) @ read_affine(to_t1w[-1])
@@ -515,13 +518,14 @@ def normalise_to_template(
     pet = nifti_to_ants(pet3)
     metrics: dict[str, float] = {}
     t1w_mni = None
+    reference: NDArray[np.float64] | None
     transforms, linear, reference = _pet_only(
         pet, tpl3, brain, pet_template, work, pet_deformable and t1w is None
     )
     method: Literal["pet", "t1w"] = "pet"
     if t1w is not None:
         pet_affine, pet_only = linear, transforms[-1]
-        via = _via_t1w(pet, t1w, tpl3, brain, pet_affine, work, n_threads)
+        via = _via_t1w(pet3, t1w, tpl3, brain, pet_affine, work, n_threads)
         transforms, linear, metrics, t1w_mni = via.transforms, via.linear, via.metrics, via.t1w_mni
         metrics["pet_only_agreement_mm"] = affine_disagreement_mm(linear, pet_affine, tpl3, brain)
         if binding_mean is not None and binding_region is not None:
