@@ -199,8 +199,8 @@ PET_T1W_AGREEMENT_MM = Threshold(
     10.0,
     "above",
     "the PET-only affine and the T1w-derived mapping should place the brain within a few mm of "
-    "each other (0.7-4.9 mm on realistic simulations); a larger distance points to a T1w of another head, a flipped "
-    "T1w or a failed PET -> T1w registration",
+    "each other (0.7-4.9 mm on realistic simulations); a larger distance points to a failed "
+    "PET -> T1w registration or a T1w of another head",
 )
 
 
