@@ -10,6 +10,8 @@ import pytest
 from scipy import stats as sps
 
 from bids_app.errors import StatsError
+from bids_app.outputs.names import GROUP_FILES
+from bids_app.outputs.sidecars import group_table_sidecar
 from bids_app.stats.behavior import (
     BEHAVIOR_EFFECTS_COLUMNS,
     BehaviorDesign,
@@ -466,3 +468,22 @@ def test_correlations_leave_one_out_range(rng: np.random.Generator) -> None:
     np.testing.assert_allclose(
         four, [sps.pearsonr(np.delete(x[:4], i), np.delete(y[:4], i))[0] for i in range(4)]
     )
+
+
+def test_every_new_behaviour_column_has_a_sidecar_description(rng: np.random.Generator) -> None:
+    data = _long_table(rng)
+    result = analyze_behavior(
+        data, data, BehaviorDesign(item_signs={"anxiety": 1, "happiness": -1}), **SESSIONS
+    )
+    corr = correlations(result.participant_measures, [("aversion_index", "cortisol_change")])
+    tables = {
+        "behavior_descriptives": result.descriptives,
+        "aversion_loadings": result.loadings,
+        "correlations": corr,
+    }
+    for kind, table in tables.items():
+        assert len(table) > 0
+        sidecar = group_table_sidecar(kind, list(table.columns))
+        assert list(sidecar) == list(table.columns)
+        assert GROUP_FILES[kind].endswith(".tsv")
+    assert corr.loc[0, "r_loo_min"] <= corr.loc[0, "r"] <= corr.loc[0, "r_loo_max"]
