@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -927,7 +927,7 @@ def descriptives(
                             "kind": kind,
                             "condition": condition,
                             "session_id": session,
-                            "time_min": float(time_min),
+                            "time_min": float(cast("float", time_min)),
                             "n": int(v.size),
                             "mean": float(v.mean()) if v.size else float("nan"),
                             "sd": float(v.std(ddof=1)) if v.size > 1 else float("nan"),
@@ -955,25 +955,28 @@ def aversion_loadings(aversion: AversionIndex, effects: BehaviorEffects) -> pd.D
         repeated on every row, PC1's ``explained_variance_ratio`` (0-1), ``n`` and
         ``status``. No rows when no column entered the index.
     """
+    subjective = effects.table.loc[effects.table["kind"] == "subjective"]
     where = {
-        change_column(m, t): (str(m), float(t))
-        for m, t in effects.table.loc[
-            effects.table["kind"] == "subjective", ["measure", "time_min"]
-        ].itertuples(index=False)
+        change_column(str(m), float(t)): (str(m), float(t))
+        for m, t in zip(subjective["measure"], subjective["time_min"], strict=True)
     }
-    rows = [
-        {
-            "column": column,
-            "measure": where.get(column, (column, float("nan")))[0],
-            "time_min": where.get(column, (column, float("nan")))[1],
-            "aversive_sign": int(effects.orientation.get(column, 0)),
-            "loading": float(loading),
-            "explained_variance_ratio": float(aversion.explained_variance_ratio),
-            "n": int(aversion.n),
-            "status": aversion.status,
-        }
-        for column, loading in aversion.loadings.items()
-    ]
+    rows = []
+    for column, loading in zip(
+        map(str, aversion.loadings.index), aversion.loadings.to_numpy(float), strict=True
+    ):
+        measure, time_min = where.get(column, (column, float("nan")))
+        rows.append(
+            {
+                "column": column,
+                "measure": measure,
+                "time_min": time_min,
+                "aversive_sign": int(effects.orientation.get(column, 0)),
+                "loading": float(loading),
+                "explained_variance_ratio": float(aversion.explained_variance_ratio),
+                "n": int(aversion.n),
+                "status": aversion.status,
+            }
+        )
     return pd.DataFrame(rows, columns=list(AVERSION_LOADINGS_COLUMNS))
 
 
