@@ -120,6 +120,13 @@ class BehaviorConfig:
         The p-value the threshold applies to (the paper: uncorrected).
     correlation_pairs : tuple of (str, str)
         Participant-measure pairs to correlate (``correlations.tsv``).
+    challenge_effect : {"difference_of_differences", "post_minus_pre"}
+        Definition of the subjective challenge effect at each post-injection time point:
+        ``"difference_of_differences"`` (default, kept from earlier versions): (challenge post
+        - pre) - (baseline post - pre), paired across participants;
+        ``"post_minus_pre"``: challenge post - pre, paired within the challenge session (the
+        literal reading of the paper's Methods). Hormones and cardiovascular measures always
+        compare the session window means, challenge - baseline.
     """
 
     aversive_sign: Mapping[str, int] = field(default_factory=lambda: DEFAULT_AVERSIVE_SIGN)
@@ -136,6 +143,9 @@ class BehaviorConfig:
     selection_p: float = 0.05
     selection_basis: Literal["p", "p_fdr"] = "p"
     correlation_pairs: tuple[tuple[str, str], ...] = _DEFAULT_PAIRS
+    challenge_effect: Literal["difference_of_differences", "post_minus_pre"] = (
+        "difference_of_differences"
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict of every field (for provenance)."""
@@ -244,6 +254,7 @@ class BehaviorConfig:
             "fdr_q": self.fdr_q,
             "selection_p": self.selection_p,
             "selection_basis": self.selection_basis,
+            "challenge_effect": self.challenge_effect,
         }
 
 
@@ -315,6 +326,21 @@ def _basis(key: str, value: object) -> str:
     return str(value)
 
 
+#: Values of the config key ``challenge_effect`` (the subjective challenge effect).
+CHALLENGE_EFFECTS: tuple[str, ...] = ("difference_of_differences", "post_minus_pre")
+
+
+def _effect(key: str, value: object) -> str:
+    if value not in CHALLENGE_EFFECTS:
+        msg = (
+            f"config key {key!r} must be one of {', '.join(repr(v) for v in CHALLENGE_EFFECTS)} "
+            "('difference_of_differences': (challenge post - pre) - (baseline post - pre); "
+            f"'post_minus_pre': challenge post - pre); got {value!r}."
+        )
+        raise InputError(msg)
+    return str(value)
+
+
 def _name(key: str, value: object) -> str:
     if not isinstance(value, str) or not value:
         msg = f"config key {key!r} must be a non-empty string; got {value!r}."
@@ -345,6 +371,7 @@ _CONVERTERS: Mapping[str, Any] = MappingProxyType(
         "selection_p": _probability,
         "selection_basis": _basis,
         "correlation_pairs": _pairs,
+        "challenge_effect": _effect,
     }
 )
 
@@ -356,7 +383,8 @@ def load_behavior_config(path: str | Path | None) -> BehaviorConfig:
     ----------
     path : str or Path or None
         A JSON object whose keys are :class:`BehaviorConfig` field names, e.g.
-        ``{"hormone_window_min": [10, 30, 60], "aversive_sign": {"craving": 1}}``.
+        ``{"hormone_window_min": [10, 30, 60], "aversive_sign": {"craving": 1},
+        "challenge_effect": "post_minus_pre"}``.
         ``aversive_sign`` entries are merged into the defaults; every other key replaces the
         default. None returns the defaults.
 
@@ -368,7 +396,7 @@ def load_behavior_config(path: str | Path | None) -> BehaviorConfig:
     ------
     InputError
         If the file is missing or not a JSON object, a key is unknown (the message lists the
-        valid keys), or a value has the wrong type.
+        valid keys), or a value has the wrong type (the message names the file and the key).
     """
     if path is None:
         return BehaviorConfig()
@@ -391,7 +419,11 @@ def load_behavior_config(path: str | Path | None) -> BehaviorConfig:
             f"{sorted(_CONVERTERS)}."
         )
         raise InputError(msg)
-    values = {key: _CONVERTERS[key](key, value) for key, value in raw.items()}
+    try:
+        values = {key: _CONVERTERS[key](key, value) for key, value in raw.items()}
+    except InputError as exc:
+        msg = f"behaviour config {path}: {exc} Fix the value in the file."
+        raise InputError(msg) from exc
     return BehaviorConfig(**values)
 
 

@@ -107,6 +107,8 @@ GROUP_FILES: dict[str, str] = {
     "net_change_stats": "net_change_stats.tsv",
     "session_comparisons": "session_comparisons.tsv",
     "behavior_effects": "behavior_effects.tsv",
+    "behavior_descriptives": "behavior_descriptives.tsv",
+    "aversion_loadings": "aversion_loadings.tsv",
     "correlations": "correlations.tsv",
     "parameters": "group_parameters.json",
     "report": "group.html",

@@ -471,6 +471,44 @@ GROUP_TABLE_COLUMNS: dict[str, dict[str, dict[str, str]]] = {
         "p": {"Description": "Two-sided p of r"},
         "spearman_rho": {"Description": "Spearman rank correlation"},
         "spearman_p": {"Description": "Two-sided p of rho"},
+        "r_loo_min": {
+            "Description": "Smallest Pearson r when each participant is left out in turn "
+            "(n/a: fewer than 4 participants)"
+        },
+        "r_loo_max": {
+            "Description": "Largest Pearson r when each participant is left out in turn "
+            "(n/a: fewer than 4 participants)"
+        },
+    },
+    "behavior_descriptives": {
+        "measure": {"Description": "Phenotype measure (column of phenotype/*.tsv)"},
+        "kind": {"Description": "subjective, hormone or cardiovascular"},
+        "condition": {"Description": "baseline or challenge session"},
+        "session_id": {"Description": "Session label (without ses-)"},
+        "time_min": {"Description": "Time from the drug injection", "Units": "min"},
+        "n": {"Description": "Participants with a value at this session and time"},
+        "mean": {"Description": "Mean over participants, in the measure's units"},
+        "sd": {"Description": "SD over participants (ddof 1; n/a when n < 2)"},
+    },
+    "aversion_loadings": {
+        "column": {"Description": "Challenge-induced change entering the aversion index"},
+        "measure": {"Description": "Subjective item (column of phenotype/subjective.tsv)"},
+        "time_min": {"Description": "Post-injection time point of the change", "Units": "min"},
+        "aversive_sign": {
+            "Description": "+1 when an increase of the item is aversive, -1 when a decrease "
+            "is; orients PC1 so that higher scores mean more aversion"
+        },
+        "loading": {
+            "Description": "Unit-norm PC1 loading of the z-scored change (after orientation)"
+        },
+        "explained_variance_ratio": {
+            "Description": "Fraction of the variance of the z-scored changes carried by PC1 "
+            "(same on every row)"
+        },
+        "n": {"Description": "Participants with every selected change"},
+        "status": {
+            "Description": "ok, single_item, too_few_participants or orientation_undetermined"
+        },
     },
 }
 

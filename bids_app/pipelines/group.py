@@ -196,6 +196,9 @@ def run_group_level(config: Config) -> int:
     written += _tsv(staging, "session_comparisons", comparisons)
     if behavior is not None:
         written += _tsv(staging, "behavior_effects", behavior.effects.table)
+        written += _tsv(staging, "behavior_descriptives", behavior.descriptives)
+        if len(behavior.loadings):
+            written += _tsv(staging, "aversion_loadings", behavior.loadings)
         measures_table = measures_table.join(_sub_index(behavior.participant_measures))
     corr = correlations(measures_table, behavior_config.correlation_pairs)
     written += _tsv(staging, "correlations", corr)
@@ -207,6 +210,8 @@ def run_group_level(config: Config) -> int:
     parameters["excluded_participants"] = [e.to_json() for e in excluded]
     parameters["qc_fail"] = config.qc_fail
     parameters["min_participants"] = config.min_participants
+    if behavior is not None:
+        parameters["behavior_challenge_effect"] = behavior_config.challenge_effect
     write_json(staging / GROUP_FILES["parameters"], parameters)
     written.append(Path(GROUP_FILES["parameters"]))
     qc_checks, participant_status = _participant_qc(config.output_dir, participants, excluded)
@@ -222,6 +227,8 @@ def run_group_level(config: Config) -> int:
         roi_stats=roi_stats,
         participant_measures=measures_table.reset_index(),
         behavior_effects=None if behavior is None else behavior.effects.table,
+        behavior_descriptives=None if behavior is None else behavior.descriptives,
+        aversion_loadings=None if behavior is None else behavior.loadings,
         correlations=corr,
         aversion_explained_variance=aversion_ev,
         warnings=warnings,

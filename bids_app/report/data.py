@@ -314,6 +314,10 @@ class GroupReport:
         The ``session_comparisons.tsv`` table (k2' and injection, baseline vs challenge).
     session_notes : list of str
         Per-session values that were missing (shown as n/a), one line each.
+    behavior_descriptives : DataFrame or None
+        The ``behavior_descriptives.tsv`` table (mean, SD, n per measure, session and time).
+    aversion_loadings : DataFrame or None
+        The ``aversion_loadings.tsv`` table (PC1 loadings and explained variance).
     """
 
     participants: list[str]
@@ -338,3 +342,5 @@ class GroupReport:
     behavior_data: pd.DataFrame | None = None
     session_comparisons: pd.DataFrame | None = None
     session_notes: list[str] = field(default_factory=list)
+    behavior_descriptives: pd.DataFrame | None = None
+    aversion_loadings: pd.DataFrame | None = None

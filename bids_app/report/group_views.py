@@ -372,10 +372,16 @@ def correlation_views(report: GroupReport) -> tuple[list[Figure], list[str]]:
             notes.append(f"{y_name} vs {x_name}: not plotted (fewer than 3 participants).")
             continue
         r, df, p = (as_float(row.get(k)) for k in ("r", "df", "p"))
+        loo = [as_float(row.get(k)) for k in ("r_loo_min", "r_loo_max")]
+        loo_text = (
+            f" (leaving one participant out: {fmt(loo[0], 'r')} to {fmt(loo[1], 'r')})"
+            if all(np.isfinite(loo))
+            else ""
+        )
         figs.append(
             figure(
                 partial(figures.scatter_svg, xv, yv, x_name, y_name, r, df, p),
-                caption=f"{y_name} vs {x_name}: r = {fmt(r, 'r')}, p = {fmt_p(p)}",
+                caption=f"{y_name} vs {x_name}: r = {fmt(r, 'r')}, p = {fmt_p(p)}{loo_text}",
                 alt=f"{y_name} vs {x_name}",
             )
         )
@@ -410,7 +416,61 @@ def behaviour_view(report: GroupReport) -> dict[str, Any]:
     return {
         "table": table(effects, highlight=significant("p_fdr")),
         "figures": figs,
+        "descriptives": table(descriptives_wide(report.behavior_descriptives)),
+        "loadings": table(
+            report.aversion_loadings,
+            columns=["column", "measure", "time_min", "aversive_sign", "loading"],
+        ),
+        "pc1": _pc1_sentence(report.aversion_loadings),
     }
+
+
+def descriptives_wide(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """``behavior_descriptives.tsv`` as the paper's Supplementary Table 1.
+
+    Parameters
+    ----------
+    frame : DataFrame or None
+        Long descriptives (``measure, kind, condition, time_min, n, mean, sd``).
+
+    Returns
+    -------
+    DataFrame or None
+        One row per measure (``measure``, ``kind``), one column per session and time point
+        (``baseline -10 min``, ...) holding ``mean ± SD (n)``; None without rows.
+    """
+    if frame is None or len(frame) == 0:
+        return None
+    cells: dict[tuple[bool, float], dict[tuple[str, str], str]] = {}
+    for rec in frame.itertuples(index=False):
+        mean, sd = as_float(rec.mean), as_float(rec.sd)
+        text = "n/a" if not np.isfinite(mean) else f"{mean:.3g}"
+        if np.isfinite(sd):
+            text += f" ± {sd:.2g}"
+        column = (str(rec.condition) != "baseline", as_float(rec.time_min))
+        cells.setdefault(column, {})[(str(rec.measure), str(rec.kind))] = f"{text} ({rec.n})"
+    keys = list(
+        dict.fromkeys(zip(frame["measure"].astype(str), frame["kind"].astype(str), strict=True))
+    )
+    columns = {
+        f"{'challenge' if c[0] else 'baseline'} {c[1]:g} min": [cells[c].get(k, "") for k in keys]
+        for c in sorted(cells)
+    }
+    return pd.DataFrame({"measure": [k[0] for k in keys], "kind": [k[1] for k in keys], **columns})
+
+
+def _pc1_sentence(loadings: pd.DataFrame | None) -> str:
+    """One sentence on PC1: the explained variance, n and status."""
+    if loadings is None or len(loadings) == 0:
+        return "No aversion index was computed (no subjective change was selected)."
+    first = loadings.iloc[0]
+    ev = as_float(first["explained_variance_ratio"])
+    ev_text = f"{100.0 * ev:.1f} %" if np.isfinite(ev) else "n/a"
+    return (
+        f"PC1 of the {len(loadings)} selected z-scored change(s) explains {ev_text} of their "
+        f"variance (n = {int(first['n'])}, status {first['status']}); loadings are oriented "
+        "so that a positive loading means the change moves with aversion."
+    )
 
 
 def group_warnings(report: GroupReport) -> list[str]:
@@ -474,6 +534,8 @@ def methods(report: GroupReport) -> list[str]:
         "ROI values were compared with paired t-tests; behavioural and physiological challenge "
         "effects were corrected with the false discovery rate (Benjamini & Hochberg 1995)."
     )
+    if report.behavior_effects is not None:
+        paragraphs.append(_behaviour_methods(par.get("behavior_challenge_effect")))
     if report.roi_stats is not None and "definition" in report.roi_stats.columns:
         paragraphs.append(
             "The relative BPND changes of the dorsal and the ventral striatum were compared on "
@@ -488,3 +550,30 @@ def methods(report: GroupReport) -> list[str]:
             "sidecars) were compared between the sessions with paired t-tests."
         )
     return paragraphs
+
+
+def _behaviour_methods(effect: object) -> str:
+    """Methods paragraph of the behavioural analysis for a challenge-effect definition."""
+    if effect == "post_minus_pre":
+        subjective = (
+            "the challenge effect on each subjective item was a paired t-test of each "
+            "post-injection rating against the pre-injection rating within the challenge "
+            "session (post - pre; the paper's wording)"
+        )
+    else:
+        subjective = (
+            "the challenge effect on each subjective item was a paired t-test of the change "
+            "from the pre-injection rating in the challenge session against the same change "
+            "in the baseline session ((challenge post - pre) - (baseline post - pre), "
+            "config challenge_effect = difference_of_differences; the paper's wording reads "
+            "as post - pre within the challenge session, config post_minus_pre)"
+        )
+    return (
+        f"Behaviour: {subjective}, at each post-injection time point. Hormones were "
+        "compared as the mean of the configured post-injection samples and cardiovascular "
+        "measures as the session mean, challenge vs baseline (paired t). Item/time changes "
+        "with uncorrected p < 0.05 entered the aversion index, PC1 of their z-scores "
+        "oriented so that higher scores are more aversive. Correlations are Pearson's, with "
+        "Spearman's rank correlation and the range of r when each participant is left out "
+        "in turn as checks for n of about 10."
+    )

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 ALPHA = 0.05
 
 _P_COLUMN = re.compile(r"^(p|p_.*|.*_p|pfwe.*|p\(.*\))$")
-_TWO_DECIMALS = re.compile(r"^(t|cohen_d|r|spearman_rho|z_equivalent|peak_t|.*_t)$")
+_TWO_DECIMALS = re.compile(r"^(t|cohen_d|r|r_loo_.*|spearman_rho|z_equivalent|peak_t|.*_t)$")
 _RATE = re.compile(r"(k2a|k2prime|k2'|1/min)")
 _COORDINATE = re.compile(r"^(peak_[xyz]|[xyz]_mm)$")
 _PERCENT = re.compile(r"(_pct|\(%\))$")

@@ -11,9 +11,13 @@ The defaults reproduce the paper (Methods, "Physiological monitoring" and "Behav
 monitoring"):
 
 * **Subjective items** (0-10): for each item and post-injection time point (10, 30, 60 min)
-  the change from the pre-injection rating (-10 min) is taken within each session; the
-  challenge effect is a paired t-test of the challenge-session change against the
-  baseline-session change across participants.
+  the change from the pre-injection rating (-10 min) is taken within each session. The
+  challenge effect (:data:`CHALLENGE_EFFECTS`, config key ``challenge_effect``) is by default
+  ``"difference_of_differences"``: a paired t-test of the challenge-session change against the
+  baseline-session change across participants, i.e. (challenge post - pre) - (baseline post -
+  pre). ``"post_minus_pre"`` is the literal reading of the paper ("comparing each of the three
+  post-injection data points with the baseline", the pre-injection rating): a paired t-test of
+  the post- against the pre-injection rating within the challenge session alone.
 * **Hormones** (cortisol, prolactin): the mean over the 30 and 60 min samples (the only time
   points with complete data in the paper) per session, challenge vs baseline (paired t).
 * **Cardiovascular** (systolic_bp, diastolic_bp, pulse): the mean over all time points of the
@@ -34,7 +38,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -47,7 +51,10 @@ from bids_app.stats.roi import PairedTestResult, paired_roi_test
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "AVERSION_LOADINGS_COLUMNS",
+    "BEHAVIOR_DESCRIPTIVES_COLUMNS",
     "BEHAVIOR_EFFECTS_COLUMNS",
+    "CHALLENGE_EFFECTS",
     "CORRELATION_COLUMNS",
     "DEFAULT_CORRELATION_PAIRS",
     "AversionIndex",
@@ -56,10 +63,13 @@ __all__ = [
     "BehaviorEffects",
     "analyze_behavior",
     "aversion_index",
+    "aversion_loadings",
     "behavior_effects",
     "bh_fdr",
     "change_column",
     "correlations",
+    "descriptives",
+    "leave_one_out_r",
     "subjective_effects",
     "window_effects",
 ]
@@ -83,7 +93,8 @@ BEHAVIOR_EFFECTS_COLUMNS: tuple[str, ...] = (
     "status",
 )
 
-#: Columns of ``correlations.tsv``: the CONTRACT ones (Pearson), then Spearman's.
+#: Columns of ``correlations.tsv``: the CONTRACT ones (Pearson), then Spearman's, then the
+#: range of the Pearson r over the leave-one-participant-out subsets.
 CORRELATION_COLUMNS: tuple[str, ...] = (
     "x",
     "y",
@@ -93,7 +104,38 @@ CORRELATION_COLUMNS: tuple[str, ...] = (
     "p",
     "spearman_rho",
     "spearman_p",
+    "r_loo_min",
+    "r_loo_max",
 )
+
+#: Columns of ``behavior_descriptives.tsv`` (the paper's Supplementary Table 1).
+BEHAVIOR_DESCRIPTIVES_COLUMNS: tuple[str, ...] = (
+    "measure",
+    "kind",
+    "condition",
+    "session_id",
+    "time_min",
+    "n",
+    "mean",
+    "sd",
+)
+
+#: Columns of ``aversion_loadings.tsv``: PC1 of the aversion index.
+AVERSION_LOADINGS_COLUMNS: tuple[str, ...] = (
+    "column",
+    "measure",
+    "time_min",
+    "aversive_sign",
+    "loading",
+    "explained_variance_ratio",
+    "n",
+    "status",
+)
+
+#: Definitions of the subjective challenge effect (``BehaviorDesign.challenge_effect``).
+CHALLENGE_EFFECTS: tuple[str, ...] = ("difference_of_differences", "post_minus_pre")
+
+ChallengeEffect = Literal["difference_of_differences", "post_minus_pre"]
 
 #: The paper's correlations (plus the ones the issue asks for).
 DEFAULT_CORRELATION_PAIRS: tuple[tuple[str, str], ...] = (
@@ -136,6 +178,9 @@ class BehaviorDesign:
         Threshold for a subjective item/time test to enter the aversion index.
     selection_basis : {"p", "p_fdr"}, default "p"
         Which p-value ``selection_p`` applies to (the paper: uncorrected ``p``).
+    challenge_effect : {"difference_of_differences", "post_minus_pre"}
+        Definition of the subjective challenge effect (module docstring); default
+        ``"difference_of_differences"``.
     """
 
     item_signs: Mapping[str, int] = field(default_factory=dict)
@@ -148,6 +193,7 @@ class BehaviorDesign:
     fdr_q: float = 0.05
     selection_p: float = 0.05
     selection_basis: Literal["p", "p_fdr"] = "p"
+    challenge_effect: ChallengeEffect = "difference_of_differences"
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,8 +206,9 @@ class BehaviorEffects:
         ``behavior_effects.tsv`` (columns :data:`BEHAVIOR_EFFECTS_COLUMNS`).
     subjective_changes : pandas.DataFrame
         Index ``participant_id``; one column per item/time (:func:`change_column`) holding the
-        challenge-induced change (challenge-session change from pre minus baseline-session
-        change from pre), rating points.
+        challenge-induced change in rating points (``BehaviorDesign.challenge_effect``: the
+        challenge-session change from pre minus the baseline-session change from pre, or the
+        challenge-session change from pre alone).
     physiology_changes : pandas.DataFrame
         Index ``participant_id``; ``<measure>_change`` = challenge minus baseline window mean.
     selected_columns : tuple of str
@@ -225,11 +272,17 @@ class BehaviorAnalysis:
     participant_measures : pandas.DataFrame
         Index ``participant_id``: ``aversion_index`` (when computed) and the
         ``<measure>_change`` physiological changes.
+    descriptives : pandas.DataFrame
+        ``behavior_descriptives.tsv`` (:func:`descriptives`).
+    loadings : pandas.DataFrame
+        ``aversion_loadings.tsv`` (:func:`aversion_loadings`; no rows without an index).
     """
 
     effects: BehaviorEffects
     aversion: AversionIndex | None
     participant_measures: pd.DataFrame
+    descriptives: pd.DataFrame
+    loadings: pd.DataFrame
 
 
 # --------------------------------------------------------------------------- FDR
@@ -354,6 +407,7 @@ def subjective_effects(
     challenge_session: str,
     pre_time_min: float = -10.0,
     post_times_min: Sequence[float] = (10.0, 30.0, 60.0),
+    effect: ChallengeEffect = "difference_of_differences",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Challenge effects on subjective items at each post-injection time point.
 
@@ -369,19 +423,32 @@ def subjective_effects(
         Pre-injection rating time (minutes).
     post_times_min : sequence of float, default (10, 30, 60)
         Post-injection rating times (minutes).
+    effect : {"difference_of_differences", "post_minus_pre"}
+        ``"difference_of_differences"``: paired t of the challenge-session change (post - pre)
+        against the baseline-session change; ``"post_minus_pre"``: paired t of the post-
+        against the pre-injection rating within the challenge session (the baseline session
+        is not used).
 
     Returns
     -------
     table : pandas.DataFrame
         One row per item and post time: ``measure``, ``time_min``, ``t``, ``df``, ``p``,
         ``kind="subjective"``, ``window``, ``n``, ``mean_difference`` (mean challenge change
-        minus mean baseline change, rating points), ``cohen_d``, ``status``. The test is a
-        paired t of the challenge-session change (post - pre) against the baseline-session
-        change.
+        minus mean baseline change, or mean challenge change, rating points), ``cohen_d``,
+        ``status``.
     changes : pandas.DataFrame
         Index ``participant_id``; columns :func:`change_column` ``(item, time)``: the
-        challenge-induced change (challenge change minus baseline change) per participant.
+        challenge-induced change per participant (challenge change minus baseline change, or
+        challenge change).
+
+    Raises
+    ------
+    StatsError
+        For an unknown ``effect``, missing columns or sessions, duplicate rows.
     """
+    if effect not in CHALLENGE_EFFECTS:
+        msg = f"challenge effect must be one of {list(CHALLENGE_EFFECTS)}; got {effect!r}."
+        raise StatsError(msg)
     _check_long(data, items, "subjective")
     _check_sessions(data, (baseline_session, challenge_session), "subjective")
     index = _participants(data)
@@ -391,12 +458,18 @@ def subjective_effects(
         base = _by_time(data, item, baseline_session, index)
         chal = _by_time(data, item, challenge_session, index)
         for time_min in post_times_min:
-            d_base = _time_column(base, time_min) - _time_column(base, pre_time_min)
             d_chal = _time_column(chal, time_min) - _time_column(chal, pre_time_min)
-            res = paired_roi_test(d_base.to_numpy(), d_chal.to_numpy())
-            window = f"change from {pre_time_min:g} to {time_min:g} min"
+            if effect == "post_minus_pre":
+                pre = _time_column(chal, pre_time_min).to_numpy()
+                res = paired_roi_test(pre, _time_column(chal, time_min).to_numpy())
+                window = f"challenge session, {time_min:g} vs {pre_time_min:g} min (post - pre)"
+                changes[change_column(item, time_min)] = d_chal
+            else:
+                d_base = _time_column(base, time_min) - _time_column(base, pre_time_min)
+                res = paired_roi_test(d_base.to_numpy(), d_chal.to_numpy())
+                window = f"change from {pre_time_min:g} to {time_min:g} min"
+                changes[change_column(item, time_min)] = d_chal - d_base
             rows.append(_effect_row(item, time_min, res, "subjective", window))
-            changes[change_column(item, time_min)] = d_chal - d_base
     table = pd.DataFrame(rows)
     return table, pd.DataFrame(changes, index=index)
 
@@ -504,6 +577,7 @@ def behavior_effects(
             items,
             pre_time_min=design.pre_time_min,
             post_times_min=design.post_times_min,
+            effect=design.challenge_effect,
             **sessions,
         )
         tables.append(table)
@@ -733,6 +807,28 @@ def _pearson_spearman(
     )
 
 
+def leave_one_out_r(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Pearson r of ``x`` and ``y`` with each pair left out in turn.
+
+    Parameters
+    ----------
+    x, y : (n,) ndarray of float64
+        Complete pairs (no NaN).
+
+    Returns
+    -------
+    (n,) ndarray of float64
+        Element ``i`` is the Pearson r without pair ``i``; NaN where the remaining ``n - 1``
+        pairs are fewer than 3 or one variable is constant among them.
+    """
+    out = np.full(x.size, np.nan)
+    for i in range(x.size):
+        out[i] = _pearson_spearman(np.delete(x, i), np.delete(y, i))[0]
+    return out
+
+
 def correlations(
     table: pd.DataFrame, pairs: Sequence[tuple[str, str]] = DEFAULT_CORRELATION_PAIRS
 ) -> pd.DataFrame:
@@ -750,8 +846,11 @@ def correlations(
     pandas.DataFrame
         Columns ``x``, ``y``, ``n`` (complete pairs), Pearson ``r``, ``df = n - 2``, its
         two-sided ``p``, then Spearman's rank correlation ``spearman_rho`` and its two-sided
-        ``spearman_p`` (robust to one outlying participant, which n = 10 cannot absorb);
-        correlations and p-values are NaN when ``n < 3`` or a variable is constant.
+        ``spearman_p`` (robust to one outlying participant, which n = 10 cannot absorb),
+        then ``r_loo_min`` and ``r_loo_max``: the smallest and largest Pearson r when each
+        participant is left out in turn (:func:`leave_one_out_r`; how much one participant
+        carries the correlation). Correlations and p-values are NaN when ``n < 3`` or a
+        variable is constant; the leave-one-out range is NaN when no subset has one.
     """
     rows: list[dict[str, object]] = []
     for x_name, y_name in pairs:
@@ -764,6 +863,8 @@ def correlations(
         keep = np.isfinite(x) & np.isfinite(y)
         r, p, rho, p_rho = _pearson_spearman(x[keep], y[keep])
         n = int(keep.sum())
+        loo = leave_one_out_r(x[keep], y[keep])
+        finite = loo[np.isfinite(loo)]
         rows.append(
             {
                 "x": x_name,
@@ -774,9 +875,109 @@ def correlations(
                 "p": p,
                 "spearman_rho": rho,
                 "spearman_p": p_rho,
+                "r_loo_min": float(finite.min()) if finite.size else float("nan"),
+                "r_loo_max": float(finite.max()) if finite.size else float("nan"),
             }
         )
     return pd.DataFrame(rows, columns=list(CORRELATION_COLUMNS))
+
+
+# --------------------------------------------------------------------------- descriptives
+
+
+def descriptives(
+    tables: Sequence[tuple[pd.DataFrame | None, Sequence[str], str]],
+    *,
+    baseline_session: str,
+    challenge_session: str,
+) -> pd.DataFrame:
+    """Mean, SD and n of each measure per session and time point (Supplementary Table 1).
+
+    Parameters
+    ----------
+    tables : sequence of (DataFrame or None, sequence of str, str)
+        ``(long table, measures, kind)``: a phenotype table (None = absent), the measure
+        columns to describe (absent ones are skipped) and the ``kind`` written to the rows
+        (``"subjective"``, ``"hormone"``, ``"cardiovascular"``).
+    baseline_session, challenge_session : str
+        Bare session labels; other sessions are not described.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`BEHAVIOR_DESCRIPTIVES_COLUMNS`: one row per measure, session
+        (``condition`` ``baseline``/``challenge``) and time point with ``n`` finite values,
+        their ``mean`` and ``sd`` (ddof 1; NaN when ``n < 2``), in the measure's units. Rows
+        are in measure order, baseline first, then by time.
+    """
+    rows: list[dict[str, object]] = []
+    conditions = (("baseline", baseline_session), ("challenge", challenge_session))
+    for data, measures, kind in tables:
+        if data is None:
+            continue
+        for measure in (m for m in measures if m in data.columns):
+            for condition, session in conditions:
+                sub = data.loc[data["session_id"].astype(str) == session]
+                for time_min, values in sub.groupby("time_min", sort=True)[measure]:
+                    v = values.to_numpy(dtype=np.float64)
+                    v = v[np.isfinite(v)]
+                    rows.append(
+                        {
+                            "measure": measure,
+                            "kind": kind,
+                            "condition": condition,
+                            "session_id": session,
+                            "time_min": float(cast("float", time_min)),
+                            "n": int(v.size),
+                            "mean": float(v.mean()) if v.size else float("nan"),
+                            "sd": float(v.std(ddof=1)) if v.size > 1 else float("nan"),
+                        }
+                    )
+    return pd.DataFrame(rows, columns=list(BEHAVIOR_DESCRIPTIVES_COLUMNS))
+
+
+def aversion_loadings(aversion: AversionIndex, effects: BehaviorEffects) -> pd.DataFrame:
+    """PC1 loadings and explained variance of the aversion index, one row per column.
+
+    Parameters
+    ----------
+    aversion : AversionIndex
+        The index (:func:`aversion_index`).
+    effects : BehaviorEffects
+        The tests whose selected rows name each column's item and time point.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`AVERSION_LOADINGS_COLUMNS`: the change column (``anxiety_10min``), its
+        ``measure`` and ``time_min``, the ``aversive_sign`` used to orient PC1, the unit-norm
+        ``loading`` (after orientation: positive = this change moves with aversion), and,
+        repeated on every row, PC1's ``explained_variance_ratio`` (0-1), ``n`` and
+        ``status``. No rows when no column entered the index.
+    """
+    subjective = effects.table.loc[effects.table["kind"] == "subjective"]
+    where = {
+        change_column(str(m), float(t)): (str(m), float(t))
+        for m, t in zip(subjective["measure"], subjective["time_min"], strict=True)
+    }
+    rows = []
+    for column, loading in zip(
+        map(str, aversion.loadings.index), aversion.loadings.to_numpy(float), strict=True
+    ):
+        measure, time_min = where.get(column, (column, float("nan")))
+        rows.append(
+            {
+                "column": column,
+                "measure": measure,
+                "time_min": time_min,
+                "aversive_sign": int(effects.orientation.get(column, 0)),
+                "loading": float(loading),
+                "explained_variance_ratio": float(aversion.explained_variance_ratio),
+                "n": int(aversion.n),
+                "status": aversion.status,
+            }
+        )
+    return pd.DataFrame(rows, columns=list(AVERSION_LOADINGS_COLUMNS))
 
 
 # --------------------------------------------------------------------------- all together
@@ -804,8 +1005,9 @@ def analyze_behavior(
     Returns
     -------
     BehaviorAnalysis
-        ``effects``, ``aversion`` (None without a subjective table) and the participant
-        measures (``aversion_index`` and ``<measure>_change`` columns).
+        ``effects``, ``aversion`` (None without a subjective table), the participant
+        measures (``aversion_index`` and ``<measure>_change`` columns), the descriptives of
+        every analysed measure and the PC1 loadings.
     """
     effects = behavior_effects(
         subjective,
@@ -815,16 +1017,33 @@ def analyze_behavior(
         challenge_session=challenge_session,
     )
     aversion = None
+    loadings = pd.DataFrame(columns=list(AVERSION_LOADINGS_COLUMNS))
     parts = [effects.physiology_changes]
     if subjective is not None:
         aversion = aversion_index(
             effects.subjective_changes, effects.selected_columns, effects.orientation
         )
         parts.insert(0, aversion.scores.to_frame())
+        loadings = aversion_loadings(aversion, effects)
+    table = descriptives(
+        (
+            (subjective, list(design.item_signs), "subjective"),
+            (physiology, design.hormones, "hormone"),
+            (physiology, design.cardiovascular, "cardiovascular"),
+        ),
+        baseline_session=baseline_session,
+        challenge_session=challenge_session,
+    )
     parts = [p for p in parts if len(p.columns)]
     if parts:
         measures = pd.concat(parts, axis=1)
         measures.index.name = "participant_id"
     else:
         measures = pd.DataFrame(index=pd.Index([], name="participant_id"))
-    return BehaviorAnalysis(effects=effects, aversion=aversion, participant_measures=measures)
+    return BehaviorAnalysis(
+        effects=effects,
+        aversion=aversion,
+        participant_measures=measures,
+        descriptives=table,
+        loadings=loadings,
+    )

@@ -239,3 +239,33 @@ def test_config_resolves_columns_into_a_design(
     assert restricted.item_signs(subjective) == {"craving": -1}
     assert cfg.item_signs(None) == {}
     assert DEFAULT_AVERSIVE_SIGN["anxiety"] == 1
+
+
+def test_challenge_effect_key_default_override_and_error(tmp_path: Path) -> None:
+    assert BehaviorConfig().challenge_effect == "difference_of_differences"
+    path = tmp_path / "my.json"
+    path.write_text(json.dumps({"challenge_effect": "post_minus_pre"}), encoding="utf-8")
+    cfg = load_behavior_config(path)
+    assert cfg.challenge_effect == "post_minus_pre"
+    assert cfg.to_dict()["challenge_effect"] == "post_minus_pre"
+    design = BehaviorDesign(**cfg.design_kwargs(None, None))
+    assert design.challenge_effect == "post_minus_pre"
+    assert BehaviorDesign(**BehaviorConfig().design_kwargs(None, None)).challenge_effect == (
+        "difference_of_differences"
+    )
+    path.write_text(json.dumps({"challenge_effect": "nal_vs_sal"}), encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        load_behavior_config(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "'challenge_effect'" in message
+    assert "'difference_of_differences', 'post_minus_pre'" in message
+    assert "'nal_vs_sal'" in message
+    assert message.count("behaviour config") == 1
+
+
+def test_config_value_errors_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({"fdr_q": 2}), encoding="utf-8")
+    with pytest.raises(InputError, match=r"behaviour config .*cfg\.json: config key 'fdr_q'"):
+        load_behavior_config(path)

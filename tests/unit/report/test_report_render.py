@@ -409,3 +409,69 @@ def test_group_methods_name_both_striatal_definitions() -> None:
     assert "two definitions: AAL3" in html
     assert "Mawlawi et al. (2001)" in html
     assert "Mawlawi et al. (2001)" not in render_group(base)
+
+
+def test_group_shows_descriptives_pc1_and_leave_one_out() -> None:
+    base = make_group()
+    descriptives = pd.DataFrame(
+        {
+            "measure": ["anxiety"] * 4 + ["cortisol"],
+            "kind": ["subjective"] * 4 + ["hormone"],
+            "condition": ["challenge", "baseline", "challenge", "baseline", "challenge"],
+            "session_id": ["nal", "sal", "nal", "sal", "nal"],
+            "time_min": [-10.0, -10.0, 10.0, 10.0, 30.0],
+            "n": [10, 10, 10, 9, 1],
+            "mean": [2.04, 2.11, 5.3, 2.2, 14.25],
+            "sd": [0.513, 0.48, 1.9, 0.61, np.nan],
+        }
+    )
+    loadings = pd.DataFrame(
+        {
+            "column": ["anxiety_10min", "happiness_10min"],
+            "measure": ["anxiety", "happiness"],
+            "time_min": [10.0, 10.0],
+            "aversive_sign": [1, -1],
+            "loading": [0.7071, -0.7071],
+            "explained_variance_ratio": [0.37, 0.37],
+            "n": [10, 10],
+            "status": ["ok", "ok"],
+        }
+    )
+    correlations = base.correlations.assign(r_loo_min=[-0.8412], r_loo_max=[-0.4388])
+    html = render_group(
+        replace(
+            base,
+            behavior_descriptives=descriptives,
+            aversion_loadings=loadings,
+            correlations=correlations,
+            parameters={**base.parameters, "behavior_challenge_effect": "post_minus_pre"},
+        )
+    )
+    assert_well_formed(html)
+    section = html[html.index('id="behaviour"') : html.index('id="methods"')]
+    # Supplementary Table 1 layout: baseline columns first, then by time
+    header = re.findall(r"<th[^>]*>([^<]*)</th>", section[section.index("<h3>Descriptives") :])
+    assert header[:6] == [
+        "measure",
+        "kind",
+        "baseline -10 min",
+        "baseline 10 min",
+        "challenge -10 min",
+        "challenge 10 min",
+    ]
+    assert "2.11 ± 0.48 (10)" in section
+    assert "2.04 ± 0.51 (10)" in section
+    assert "14.2 (1)" in section  # one value: no SD
+    assert "explains 37.0 % of their variance (n = 10, status ok)" in section
+    assert ">0.707<" in section
+    assert ">-0.707<" in section
+    corr = html[html.index('id="correlations"') : html.index('id="behaviour"')]
+    assert ">-0.84<" in corr
+    assert ">-0.44<" in corr
+    assert "leaving one participant out: -0.84 to -0.44" in corr
+    assert "within the challenge session (post - pre; the paper" in html
+    default = render_group(
+        replace(base, parameters={**base.parameters, "behavior_challenge_effect": None})
+    )
+    assert "(challenge post - pre) - (baseline post - pre)" in default
+    assert "No aversion index was computed" in default

@@ -10,6 +10,8 @@ import pytest
 from scipy import stats as sps
 
 from bids_app.errors import StatsError
+from bids_app.outputs.names import GROUP_FILES
+from bids_app.outputs.sidecars import group_table_sidecar
 from bids_app.stats.behavior import (
     BEHAVIOR_EFFECTS_COLUMNS,
     BehaviorDesign,
@@ -19,6 +21,8 @@ from bids_app.stats.behavior import (
     bh_fdr,
     change_column,
     correlations,
+    descriptives,
+    leave_one_out_r,
     subjective_effects,
     window_effects,
 )
@@ -248,7 +252,18 @@ def test_correlations_match_pearsonr(rng: np.random.Generator) -> None:
             ("net_da_release", "cortisol_change"),
         ],
     )
-    assert list(out.columns) == ["x", "y", "n", "r", "df", "p", "spearman_rho", "spearman_p"]
+    assert list(out.columns) == [
+        "x",
+        "y",
+        "n",
+        "r",
+        "df",
+        "p",
+        "spearman_rho",
+        "spearman_p",
+        "r_loo_min",
+        "r_loo_max",
+    ]
     assert len(out) == 2  # the pair with an absent column is skipped
     keep = np.arange(10) != 2
     ref = sps.pearsonr(x[keep], y[keep])
@@ -292,3 +307,183 @@ def test_analyze_behavior_without_phenotype_tables() -> None:
     assert list(result.effects.table.columns) == list(BEHAVIOR_EFFECTS_COLUMNS)
     assert result.effects.selected_columns == ()
     assert result.participant_measures.empty
+
+
+def test_post_minus_pre_tests_the_challenge_session_alone(rng: np.random.Generator) -> None:
+    data = _long_table(rng)
+    # a baseline-session drift that the difference of differences subtracts, post_minus_pre not
+    baseline_post = (data["session_id"] == "sal") & (data["time_min"] > 0)
+    data.loc[baseline_post, "anxiety"] += 3.0
+    table, changes = subjective_effects(
+        data, ["anxiety"], effect="post_minus_pre", post_times_min=(30.0,), **SESSIONS
+    )
+    pids = sorted(data["participant_id"].unique())
+    pre = np.array([_value(data, p, "nal", -10.0, "anxiety") for p in pids])
+    post = np.array([_value(data, p, "nal", 30.0, "anxiety") for p in pids])
+    ref = sps.ttest_rel(post, pre)
+    row = table.iloc[0]
+    assert row["t"] == pytest.approx(ref.statistic, rel=1e-10)
+    assert row["p"] == pytest.approx(ref.pvalue, rel=1e-10)
+    assert row["mean_difference"] == pytest.approx(np.mean(post - pre), rel=1e-10)
+    assert row["window"] == "challenge session, 30 vs -10 min (post - pre)"
+    np.testing.assert_allclose(changes["anxiety_30min"].to_numpy(), post - pre, rtol=1e-12)
+    # the default subtracts the baseline-session change, which carries the +3 drift
+    default, dod = subjective_effects(data, ["anxiety"], post_times_min=(30.0,), **SESSIONS)
+    base_change = np.array(
+        [
+            _value(data, p, "sal", 30.0, "anxiety") - _value(data, p, "sal", -10.0, "anxiety")
+            for p in pids
+        ]
+    )
+    assert default.iloc[0]["window"] == "change from -10 to 30 min"
+    assert default.iloc[0]["mean_difference"] == pytest.approx(
+        np.mean(post - pre) - np.mean(base_change), rel=1e-10
+    )
+    assert np.mean(base_change) > 2.0
+    assert not np.allclose(dod["anxiety_30min"], changes["anxiety_30min"])
+    with pytest.raises(StatsError, match="challenge effect must be one of"):
+        subjective_effects(data, ["anxiety"], effect="post_vs_pre", **SESSIONS)  # type: ignore[arg-type]
+
+
+def test_design_challenge_effect_reaches_the_aversion_index(rng: np.random.Generator) -> None:
+    data = _long_table(rng)
+    signs = {"anxiety": 1, "happiness": -1}
+    within = analyze_behavior(
+        data, None, BehaviorDesign(item_signs=signs, challenge_effect="post_minus_pre"), **SESSIONS
+    )
+    default = analyze_behavior(data, None, BehaviorDesign(item_signs=signs), **SESSIONS)
+    pids = sorted(data["participant_id"].unique())
+    post_pre = [
+        _value(data, p, "nal", 10.0, "happiness") - _value(data, p, "nal", -10.0, "happiness")
+        for p in pids
+    ]
+    np.testing.assert_allclose(
+        within.effects.subjective_changes["happiness_10min"].to_numpy(), post_pre, rtol=1e-12
+    )
+    assert not np.allclose(
+        within.effects.subjective_changes["happiness_10min"],
+        default.effects.subjective_changes["happiness_10min"],
+    )
+
+
+def test_descriptives_per_session_and_time(rng: np.random.Generator) -> None:
+    data = _long_table(rng)
+    data.loc[(data["participant_id"] == "03") & (data["time_min"] == 30.0), "cortisol"] = np.nan
+    design = BehaviorDesign(item_signs={"anxiety": 1}, hormones=("cortisol",), cardiovascular=())
+    result = analyze_behavior(data, data, design, **SESSIONS)
+    table = result.descriptives
+    assert list(table.columns) == [
+        "measure",
+        "kind",
+        "condition",
+        "session_id",
+        "time_min",
+        "n",
+        "mean",
+        "sd",
+    ]
+    # 2 measures x 2 sessions x 4 time points, baseline rows first within a measure
+    assert len(table) == 16
+    assert table["measure"].tolist() == ["anxiety"] * 8 + ["cortisol"] * 8
+    assert table["condition"].tolist()[:8] == ["baseline"] * 4 + ["challenge"] * 4
+    assert table["time_min"].tolist()[:4] == list(TIMES)
+    row = table[
+        (table["measure"] == "cortisol")
+        & (table["condition"] == "challenge")
+        & (table["time_min"] == 30.0)
+    ].iloc[0]
+    values = data[(data["session_id"] == "nal") & (data["time_min"] == 30.0)]["cortisol"]
+    values = values.dropna().to_numpy()
+    assert row["n"] == 9
+    assert row["session_id"] == "nal"
+    assert row["kind"] == "hormone"
+    assert row["mean"] == pytest.approx(values.mean(), rel=1e-12)
+    assert row["sd"] == pytest.approx(values.std(ddof=1), rel=1e-12)
+    # one value gives no SD; a session without rows gives no row
+    single = descriptives(
+        [(data[data["participant_id"] == "00"], ["pulse"], "cardiovascular")],
+        baseline_session="sal",
+        challenge_session="placebo",
+    )
+    assert len(single) == 4
+    assert (single["n"] == 1).all()
+    assert single["sd"].isna().all()
+    assert single["condition"].unique().tolist() == ["baseline"]
+
+
+def test_aversion_loadings_table(rng: np.random.Generator) -> None:
+    data = _long_table(rng)
+    design = BehaviorDesign(item_signs={"anxiety": 1, "happiness": -1, "pain": 1})
+    result = analyze_behavior(data, None, design, **SESSIONS)
+    assert result.aversion is not None
+    loadings = result.loadings
+    selected = result.effects.selected_columns
+    assert len(selected) >= 2
+    assert loadings["column"].tolist() == list(result.aversion.loadings.index)
+    np.testing.assert_allclose(
+        loadings["loading"].to_numpy(), result.aversion.loadings.to_numpy(), rtol=1e-12
+    )
+    assert np.linalg.norm(loadings["loading"]) == pytest.approx(1.0, rel=1e-12)
+    assert (loadings["explained_variance_ratio"] == result.aversion.explained_variance_ratio).all()
+    assert 0.5 < result.aversion.explained_variance_ratio <= 1.0
+    first = loadings.iloc[0]
+    assert change_column(first["measure"], first["time_min"]) == first["column"]
+    signs = dict(zip(loadings["measure"], loadings["aversive_sign"], strict=False))
+    assert signs.get("anxiety", 1) == 1
+    assert signs.get("happiness", -1) == -1
+    # anxiety rises and happiness falls with the same sensitivity: both load as aversive
+    assert (loadings["loading"] * loadings["aversive_sign"] > 0).all()
+    assert (loadings["n"] == 10).all()
+    none = analyze_behavior(
+        data, None, BehaviorDesign(item_signs={"pain": 1}, selection_p=1e-12), **SESSIONS
+    )
+    assert len(none.loadings) == 0
+
+
+def test_correlations_leave_one_out_range(rng: np.random.Generator) -> None:
+    x = rng.normal(size=10)
+    y = rng.normal(size=10)
+    # one extreme participant makes an otherwise null correlation look strong
+    x[0], y[0] = 6.0, 6.0
+    table = pd.DataFrame({"a": x, "b": y, "c": x[::-1].copy()})
+    table.loc[9, "c"] = np.nan
+    out = correlations(table, [("a", "b"), ("a", "c")]).set_index("y")
+    loo = [np.corrcoef(np.delete(x, i), np.delete(y, i))[0, 1] for i in range(10)]
+    assert out.loc["b", "r_loo_min"] == pytest.approx(min(loo), rel=1e-10)
+    assert out.loc["b", "r_loo_max"] == pytest.approx(max(loo), rel=1e-10)
+    assert out.loc["b", "r"] > 0.7
+    assert out.loc["b", "r_loo_min"] < 0.5 * out.loc["b", "r"]  # leaving out sub-0 drops r
+    assert out.loc["b", "r_loo_min"] <= out.loc["b", "r"] <= out.loc["b", "r_loo_max"]
+    # the pairwise-complete rows only: participant 9 has no c
+    keep = np.arange(10) != 9
+    xc, yc = x[keep], x[::-1][keep]
+    loo_c = [np.corrcoef(np.delete(xc, i), np.delete(yc, i))[0, 1] for i in range(9)]
+    assert out.loc["c", "n"] == 9
+    assert out.loc["c", "r_loo_max"] == pytest.approx(max(loo_c), rel=1e-10)
+    # 3 pairs leave subsets of 2: no leave-one-out r
+    small = correlations(table.iloc[:3], [("a", "b")])
+    assert np.isfinite(small.loc[0, "r"])
+    assert small[["r_loo_min", "r_loo_max"]].isna().all(axis=None)
+    four = leave_one_out_r(x[:4], y[:4])
+    np.testing.assert_allclose(
+        four, [sps.pearsonr(np.delete(x[:4], i), np.delete(y[:4], i))[0] for i in range(4)]
+    )
+
+
+def test_every_new_behaviour_column_has_a_sidecar_description(rng: np.random.Generator) -> None:
+    data = _long_table(rng)
+    result = analyze_behavior(
+        data, data, BehaviorDesign(item_signs={"anxiety": 1, "happiness": -1}), **SESSIONS
+    )
+    corr = correlations(result.participant_measures, [("aversion_index", "cortisol_change")])
+    tables = {
+        "behavior_descriptives": result.descriptives,
+        "aversion_loadings": result.loadings,
+        "correlations": corr,
+    }
+    for kind, table in tables.items():
+        assert len(table) > 0
+        sidecar = group_table_sidecar(kind, list(table.columns))
+        assert list(sidecar) == list(table.columns)
+        assert GROUP_FILES[kind].endswith(".tsv")
+    assert corr.loc[0, "r_loo_min"] <= corr.loc[0, "r"] <= corr.loc[0, "r_loo_max"]
