@@ -19,7 +19,7 @@ import os
 import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,7 @@ def machine_info(load_before: list[float]) -> dict[str, Any]:
         "antspyx": _version("antspyx"),
         "bids_app": _version("bids_app"),
         "git_commit": git_commit(),
-        "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 

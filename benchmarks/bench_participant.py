@@ -4,8 +4,9 @@ Usage::
 
     python benchmarks/bench_participant.py [--study DIR] [--threads N] [--variants pet t1w]
 
-Generates a default-size synthetic study with a T1w (2 participants; 26 frames of 84 x 96 x 68
-voxels of 2.5 x 2.5 x 3 mm per session) unless ``--study`` points at one, then runs the
+Generates a default-size realistic synthetic study (2 participants with individual anatomy, a
+whole-head T1w with skull, a 108 mm axial field of view; 26 frames of 84 x 96 x 68 voxels of
+2.5 x 2.5 x 3 mm per session) unless ``--study`` points at one, then runs the
 participant level for sub-01 in a child process (``--omp-nthreads N --nprocs 1``), once
 PET-only (a copy of the BIDS folder without ``anat/``) and once via the T1w. From each run's
 ``logs/summary.tsv`` it prints the wall time of each stage group and the peak resident memory
@@ -186,7 +187,14 @@ def main() -> int:
         root = Path(tmp)
         if args.study is None:
             study = generate_study(
-                root / "study", n_participants=2, seed=5, with_t1w=True, n_jobs=args.threads
+                root / "study",
+                n_participants=2,
+                seed=5,
+                with_t1w=True,
+                anatomy="individual",
+                t1w_skull=True,
+                axial_fov_mm=108.0,
+                n_jobs=args.threads,
             ).root
         else:
             study = args.study

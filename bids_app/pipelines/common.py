@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
 import nibabel as nib
@@ -50,7 +50,7 @@ def provenance(config: Config, started: str) -> Provenance:
 
 def now_iso() -> str:
     """The current UTC time, ISO-8601 to the second."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def template_image(

@@ -19,9 +19,9 @@ from petsim.ideal import ideal_roi_measures
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _run_study(root: Path, *, null: bool) -> Path:
+def _run_study(root: Path, *, null: bool, n_participants: int = 10) -> Path:
     paths = generate_study(
-        root / "study", small=True, n_participants=10, seed=11, null=null, n_jobs=2
+        root / "study", small=True, n_participants=n_participants, seed=11, null=null, n_jobs=2
     )
     out = root / "out"
     common = [
@@ -88,7 +88,8 @@ def test_paper_design_recovers_the_dorsal_decrease(tmp_path: Path) -> None:
 
 
 def test_null_study_has_no_significant_cluster(tmp_path: Path) -> None:
-    group = _run_study(tmp_path, null=True)
+    # six participants: enough for every cluster and ROI test, and 40 % less CI time than ten
+    group = _run_study(tmp_path, null=True, n_participants=6)
     clusters = pd.read_csv(group / "clusters.tsv", sep="\t")
     assert not (clusters.p_fwe_rft < 0.05).any()
     stats = pd.read_csv(group / "roi_stats.tsv", sep="\t").set_index(["measure", "roi"])
