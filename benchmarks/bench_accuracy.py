@@ -8,7 +8,7 @@ its null twin (same participants, noise and motion, no drug effect), runs the pa
 group levels for each path (``t1w``: PET -> T1w -> MNI; ``pet``: the same data without the T1w
 images) and compares with what an ideal pipeline measures on the app's own ROIs
 (:func:`petsim.ideal.ideal_roi_measures`: noise-free data through the scanner grid and one
-resampling with the true mapping). Prints ``key=value`` lines and a table, and writes
+resampling with the true mapping). Prints ``key=value`` lines and writes
 ``benchmarks/results/accuracy.json``.
 
 Targets (issue "Individual anatomy", point 6): striatal ROI BPND median |error| vs the ideal
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _results import load_average, save_results
 from scipy import ndimage
 
 from bids_app.cli.run import main as bids_app_main
@@ -35,7 +36,6 @@ from bids_app.roi.atlas import build_roi_atlas
 from petsim import generate_study
 from petsim.ideal import ideal_roi_measures
 
-RESULTS = Path(__file__).resolve().parent / "results" / "accuracy.json"
 STRIATAL_ROIS = ("dorsal_striatum", "ventral_striatum")
 REPORTED_ROIS = ("dorsal_striatum", "ventral_striatum", "caudate", "putamen", "striatum")
 FAR_FROM_STRIATUM_MM = 20.0
@@ -208,6 +208,7 @@ def evaluate(study: Path, out: Path, atlas: object) -> dict[str, object]:
 
 def main() -> int:
     args = parse_args()
+    load_before = load_average()
     work = args.work.resolve()
     atlas = build_roi_atlas(2)
     results: dict[str, object] = {"settings": vars(args) | {"work": str(work)}}
@@ -230,9 +231,8 @@ def main() -> int:
             print(f"== {kind} study, {path} path")
             for key, value in numbers.items():
                 print(f"{kind}_{path}.{key}={value}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    print(f"results written to {RESULTS}")
+    path = save_results("accuracy", json.loads(json.dumps(results, default=str)), load_before)
+    print(f"results written to {path}")
     return 0
 
 

@@ -161,6 +161,53 @@ def kinetics_lines(payload: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _accuracy_run(label: str, run: dict[str, Any], null: dict[str, Any] | None) -> str:
+    """One path's accuracy line."""
+    err = run["median_abs_error_pct"]
+    rois = ", ".join(
+        f"{name} {err[roi]:.1f} %"
+        for roi, name in (
+            ("dorsal_striatum", "dorsal"),
+            ("caudate", "caudate"),
+            ("putamen", "putamen"),
+            ("ventral_striatum", "ventral"),
+        )
+        if roi in err
+    )
+    clusters = run["clusters"]
+    found = "found" if clusters["dorsal_decrease_found"] else "**not found**"
+    qc = ", ".join(f"{n} {status}" for status, n in sorted(run.get("qc", {}).items()))
+    text = (
+        f"  - {label}: striatal BPND median |error| "
+        f"**{run['striatal_median_abs_error_pct']:.1f} %** ({rois}); per-participant dorsal "
+        f"release within {run['dorsal_change_max_abs_difference']:.3f} of the ideal; the "
+        f"dorsal BPND decrease {found} at cluster pFWE < 0.05, {clusters['n_far_from_striatum']} significant "
+        f"cluster(s) more than 20 mm from the striatum"
+    )
+    if null is not None:
+        text += f"; null study: {null['clusters']['n_significant']} significant cluster(s)"
+    return text + (f"; QC {qc}." if qc else ".")
+
+
+def accuracy_lines(payload: dict[str, Any] | None) -> list[str]:
+    """The realistic-anatomy accuracy bullet (both normalisation paths)."""
+    head = "- **Accuracy on realistic anatomy**"
+    if payload is None:
+        return [f"{head}: {_missing('accuracy')}."]
+    res = payload["results"]
+    settings = res.get("settings", {})
+    lines = [
+        f"{head}, {settings.get('n', '?')} participants with individual brains, a whole-head "
+        "T1w and a 108 mm axial field of view, against an ideal pipeline on the same ROIs "
+        f"(`benchmarks/bench_accuracy.py`; {conditions(payload)}):"
+    ]
+    for path, label in (("t1w", "With a T1w"), ("pet", "PET-only")):
+        run = res.get(f"effect_{path}")
+        if run is not None:
+            lines.append(_accuracy_run(label, run, res.get(f"null_{path}")))
+    return lines
+
+
 def render_block(results: dict[str, dict[str, Any]]) -> str:
     """The text between the markers (markers included)."""
     body = [
@@ -170,6 +217,7 @@ def render_block(results: dict[str, dict[str, Any]]) -> str:
         *participant_lines(results.get("participant")),
         *group_lines(results.get("group_stats")),
         *kinetics_lines(results.get("kinetics")),
+        *accuracy_lines(results.get("accuracy")),
         END,
     ]
     return "\n".join(body)

@@ -144,3 +144,49 @@ def test_the_project_readme_has_the_block(script: ModuleType) -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert text.count(script.START) == 1
     assert text.count(script.END) == 1
+
+
+ACCURACY_RUN = {
+    "striatal_median_abs_error_pct": 3.25,
+    "median_abs_error_pct": {"dorsal_striatum": 1.1, "caudate": 2.1, "ventral_striatum": 11.7},
+    "dorsal_change_max_abs_difference": 0.0123,
+    "clusters": {"dorsal_decrease_found": True, "n_far_from_striatum": 0, "n_significant": 2},
+    "qc": {"pass": 7, "warn": 3},
+}
+
+
+def test_accuracy_lines_give_both_paths_and_the_null_study(
+    script: ModuleType, results_module: ModuleType, tmp_path: Path
+) -> None:
+    null = {**ACCURACY_RUN, "clusters": {**ACCURACY_RUN["clusters"], "n_significant": 0}}
+    missed = {
+        **ACCURACY_RUN,
+        "clusters": {**ACCURACY_RUN["clusters"], "dorsal_decrease_found": False},
+    }
+    results_module.save_results(
+        "accuracy",
+        {
+            "settings": {"n": 10},
+            "effect_t1w": ACCURACY_RUN,
+            "null_t1w": null,
+            "effect_pet": missed,
+        },
+        [1.0, 1.0, 1.0],
+        tmp_path,
+    )
+    payload = script.load_results(tmp_path)["accuracy"]
+    lines = script.accuracy_lines(payload)
+    assert lines[0].startswith("- **Accuracy on realistic anatomy**, 10 participants")
+    t1w, pet = lines[1], lines[2]
+    assert "With a T1w: striatal BPND median |error| **3.2 %**" in t1w
+    assert "dorsal 1.1 %, caudate 2.1 %, ventral 11.7 %" in t1w
+    assert "within 0.012 of the ideal" in t1w
+    assert "null study: 0 significant cluster(s)" in t1w
+    assert "QC 7 pass, 3 warn." in t1w
+    assert "PET-only" in pet
+    assert "**not found**" in pet
+    assert "null study" not in pet
+    assert script.accuracy_lines(None) == [
+        "- **Accuracy on realistic anatomy**: not measured yet: run "
+        "`python benchmarks/bench_accuracy.py`."
+    ]
