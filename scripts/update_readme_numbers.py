@@ -177,12 +177,14 @@ def _accuracy_run(label: str, run: dict[str, Any], null: dict[str, Any] | None) 
     clusters = run["clusters"]
     found = "found" if clusters["dorsal_decrease_found"] else "**not found**"
     qc = ", ".join(f"{n} {status}" for status, n in sorted(run.get("qc", {}).items()))
+    median = run["striatal_median_abs_error_pct"]
+    release = run["dorsal_change_max_abs_difference"]
+    far = clusters["n_far_from_striatum"]
     text = (
-        f"  - {label}: striatal BPND median |error| "
-        f"**{run['striatal_median_abs_error_pct']:.1f} %** ({rois}); per-participant dorsal "
-        f"release within {run['dorsal_change_max_abs_difference']:.3f} of the ideal; the "
-        f"dorsal BPND decrease {found} at cluster pFWE < 0.05, {clusters['n_far_from_striatum']} significant "
-        f"cluster(s) more than 20 mm from the striatum"
+        f"  - {label}: striatal BPND median |error| **{median:.1f} %** ({rois}); "
+        f"per-participant dorsal release within {release:.3f} of the ideal; the dorsal BPND "
+        f"decrease {found} at cluster pFWE < 0.05, {far} significant cluster(s) more than "
+        "20 mm from the striatum"
     )
     if null is not None:
         text += f"; null study: {null['clusters']['n_significant']} significant cluster(s)"
