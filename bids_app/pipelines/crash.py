@@ -42,6 +42,8 @@ VERSIONED_PACKAGES = ("numpy", "scipy", "nibabel", "pandas", "antspyx", "pybids"
 SETUP_STAGE = "set-up"
 #: Stage of a failure after every stage finished (writing, publishing, manifest).
 OUTPUT_STAGE = "outputs"
+#: Stage of a failure while building the participant report (the maps are published).
+REPORT_STAGE = "report"
 
 _STAGE_HINTS: dict[str, str] = {
     "motion": (
@@ -93,6 +95,12 @@ _STAGE_HINTS: dict[str, str] = {
     SETUP_STAGE: (
         "Reading the inputs failed. Check that the input files are readable and were "
         "not changed or removed after the run started."
+    ),
+    REPORT_STAGE: (
+        "The maps and tables were published, but the HTML report could not be built. Run the "
+        "participant level again with the same --work-dir to retry the report (the computed "
+        "stages are loaded from their checkpoints); if it fails again, the crash file's "
+        "traceback names the figure or table that failed."
     ),
     OUTPUT_STAGE: (
         "Writing the outputs failed. Check the free space and permissions of OUTPUT_DIR and "
@@ -361,6 +369,7 @@ def record_failure(
 
 __all__ = [
     "OUTPUT_STAGE",
+    "REPORT_STAGE",
     "SETUP_STAGE",
     "crash_report",
     "describe_image",

@@ -20,7 +20,6 @@ import json
 import logging
 import shutil
 import time
-import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -50,7 +49,7 @@ from bids_app.outputs.names import ROLES, Space, logs_dir, report_name
 from bids_app.outputs.publish import publish
 from bids_app.outputs.sidecars import FIT_STATUS_FAILED, FIT_STATUS_FITTED
 from bids_app.pipelines.common import RESOLUTION_MM, load_atlas, now_iso, provenance
-from bids_app.pipelines.crash import failure_stage, record_failure
+from bids_app.pipelines.crash import REPORT_STAGE, failure_stage, record_failure
 from bids_app.pipelines.participant_outputs import (
     participant_report,
     stage_timings_table,
@@ -545,11 +544,7 @@ def _process(
         )
         write_text(report_path, render_participant(report))
     except Exception as exc:  # the maps are published; the report failure is reported
-        LOGGER.error("sub-%s: the report failed:\n%s", subject, traceback.format_exc())
-        message = (
-            f"the report could not be built ({type(exc).__name__}: {exc}); the maps and tables "
-            f"were published. Run again to retry the report"
-        )
+        message = record_failure(participant, exc, REPORT_STAGE, config)
         return ParticipantOutcome(subject, "failed", message, sessions, tuple(outputs), qc=qc)
     report_rel = report_path.relative_to(config.output_dir).as_posix()
     manifest.files[report_rel] = report_path.stat().st_size

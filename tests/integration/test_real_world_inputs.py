@@ -266,6 +266,40 @@ def test_disk_full_while_writing_the_manifest(
     assert tree_diff(before, hash_tree(bids_copy)) == []
 
 
+def test_report_failure_keeps_the_maps_writes_a_crash_file_and_a_rerun_repairs_it(
+    bids_copy: Path,
+    tmp_path: Path,
+    reference_run,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A report that cannot be built: the maps stay, the failure is explained, a rerun heals."""
+    work = Path(shutil.copytree(reference_run.work_dir, tmp_path / "work"))
+    out = tmp_path / "out"
+
+    def broken(report: object) -> str:
+        raise ValueError("figure could not be drawn")
+
+    monkeypatch.setattr(participant_run, "render_participant", broken)
+    assert run(bids_copy, out, work, "participant", "--participant-label", "01") == 1
+    err = capsys.readouterr().err
+    assert "sub-01 failed at stage report" in err
+    assert "HTML report could not be built" in err  # the hint
+    crash = glob_some(out / "logs", "crash-sub-01-*.txt")
+    assert "== traceback ==" in crash[0].read_text(encoding="utf-8")
+    assert glob_some(out, "sub-01/ses-*/pet/*_meas-BPND_mimap.nii.gz")
+    assert not (out / "sub-01.html").exists()
+    summary = pd.read_csv(out / "logs" / "summary.tsv", sep="\t")
+    assert set(summary.status) == {"failed"}
+    assert summary.message.str.startswith("report: ").all()
+
+    monkeypatch.undo()
+    assert run(bids_copy, out, work, "participant", "--participant-label", "01") == 0
+    assert (out / "sub-01.html").is_file()
+    manifest = json.loads((out / "logs" / "sub-01_outputs.json").read_text())
+    assert "sub-01.html" in manifest["files"]
+
+
 # ----------------------------------------------------------------------------- group level
 def test_group_level_on_wide_phenotype_warns_about_mixed_settings(
     bids_copy: Path,
