@@ -32,6 +32,7 @@ from scipy import ndimage
 from bids_app.errors import InputError, RegistrationError
 from bids_app.preproc._ants import (
     OUTSIDE,
+    RETRY_INITIALISATIONS,
     Stage,
     as_3d,
     import_ants,
@@ -234,6 +235,15 @@ SYN_STAGE = Stage("SyN[0.1,3,0]", "Mattes", 32, "Regular", 0.5, (50, 20, 0), (4,
 """The deformable stage (the last level is skipped: 2 mm is the template's own resolution)."""
 
 
+def _scaling_problem(matrix: NDArray[np.float64]) -> str | None:
+    """Why an affine to the template is implausible (volume scaling), or None."""
+    det = float(np.linalg.det(matrix[:3, :3]))
+    low, high = DETERMINANT_RANGE
+    if not low <= det <= high:
+        return f"the affine scales the volume by {det:.2f} (expected {low}-{high})"
+    return None
+
+
 def _register_to_template(
     moving: Any,
     target: Any,
@@ -248,8 +258,16 @@ def _register_to_template(
     stages = _linear_stages(levels, rigid=not isinstance(initial, Path))
     if deformable:
         stages.append(SYN_STAGE)
+    # from the centre of mass, then from the image centres when that fails or is implausible
+    # (a limited field of view puts the PET's centre of mass far from the brain's)
     files = run_registration(
-        target, moving, stages, prefix, initial=initial, fixed_mask=fixed_mask
+        target,
+        moving,
+        stages,
+        prefix,
+        initial=RETRY_INITIALISATIONS if initial == "mass" else initial,
+        fixed_mask=fixed_mask,
+        plausible=lambda f: _scaling_problem(read_affine(f.affine)),
     )
     if files.inverse_warp is not None:
         files.inverse_warp.unlink(missing_ok=True)
