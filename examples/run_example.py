@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             t1w_skull=not args.no_t1w,
             axial_fov_mm=args.axial_fov_mm or None,
             noise=_noise(args.noise),
+            phenotype_form="wide",  # the form the BIDS validator accepts
         )
     else:
         sys.stderr.write(f"Using the existing synthetic study in {study_dir}\n")

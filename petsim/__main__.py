@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="every head is the template (default) or an individually deformed one",
     )
     realism.add_argument(
+        "--phenotype-form",
+        choices=("long", "wide"),
+        default="long",
+        help="phenotype tables with a time_min column (default) or in the BIDS-valid wide form "
+        "(sick_t10, sick_tminus10)",
+    )
+    realism.add_argument(
         "--t1w-skull",
         action="store_true",
         help="whole-head T1w (skull, scalp, eyes, neck, bias field, Rician noise); implies "
@@ -141,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             t1w_skull=args.t1w_skull,
             axial_fov_mm=args.axial_fov_mm,
             noise=args.noise,
+            phenotype_form=args.phenotype_form,
         )
     except SimulationError as exc:
         logger.error("%s", exc)

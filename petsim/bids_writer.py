@@ -273,8 +273,9 @@ Challenge effects (unless the study was generated with `null=True`): dorsal stri
 release (lower BPnd), higher R1 in the putamen, insula, pituitary, carotid and habenula, more
 aversive self-reports, higher cortisol and cardiovascular measures.
 
-`phenotype/` holds the self-reports and physiology in long format (`time_min` is relative to the
-drug/placebo injection, which precedes the tracer by about 6 min).
+`phenotype/` holds the self-reports and physiology, one value per measure and time point relative
+to the drug/placebo injection (which precedes the tracer by about 6 min): in long format (a
+`time_min` column) or in the wide form the BIDS validator accepts (`sick_t10`, `sick_tminus10`).
 
 The ground truth (generating values, the values an ideal pipeline would measure, head motion)
 is written **outside** this dataset, in the sibling folder `truth/`.

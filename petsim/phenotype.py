@@ -238,3 +238,53 @@ def physiology_sidecar() -> dict[str, object]:
         "diastolic_bp": {"Description": "Diastolic blood pressure.", "Units": "mmHg"},
         "pulse": {"Description": "Pulse rate.", "Units": "beats/min"},
     }
+
+
+def wide_column(measure: str, time_min: float) -> str:
+    """BIDS-valid wide column name of a measure at a time, e.g. ``sick_t10``, ``sick_tminus10``."""
+    minutes = abs(float(time_min))
+    text = f"{minutes:g}".replace(".", "p")
+    return f"{measure}_t{'minus' if time_min < 0 else ''}{text}"
+
+
+def wide_form(
+    table: pd.DataFrame, sidecar: dict[str, object]
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """One row per participant and session, one column per measure and time point.
+
+    The form BIDS 1.10 validates (``participant_id`` unique per row with ``session_id``);
+    columns that are empty at every row (a measure not taken at that time) are dropped. The
+    sidecar describes every column, with the measure's units and the time point.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Long table (``participant_id``, ``session_id``, ``time_min``, one column per measure).
+    sidecar : dict
+        Its JSON sidecar (per-measure entries with ``Description`` and ``Units``).
+    """
+    ids = ["participant_id", "session_id"]
+    measures = [c for c in table.columns if c not in (*ids, "time_min")]
+    columns: dict[str, pd.Series] = {}
+    out_sidecar: dict[str, object] = {
+        k: v for k, v in sidecar.items() if k not in (*measures, "time_min")
+    }
+    indexed = table.set_index(ids)
+    for measure in measures:
+        entry = sidecar.get(measure)
+        for time_min in sorted(table["time_min"].unique()):
+            rows = indexed[indexed["time_min"] == time_min][measure]
+            if rows.notna().any():
+                name = wide_column(measure, float(time_min))
+                columns[name] = rows
+                described = dict(entry) if isinstance(entry, dict) else {}
+                when = "before" if time_min < 0 else "after"
+                described["Description"] = (
+                    f"{described.get('Description', measure)} At {abs(float(time_min)):g} min "
+                    f"{when} the drug/placebo injection."
+                )
+                out_sidecar[name] = described
+    wide = pd.DataFrame(columns).reset_index()
+    order = table[ids].drop_duplicates()
+    wide = order.merge(wide, on=ids, how="left")
+    return wide, out_sidecar

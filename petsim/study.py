@@ -58,6 +58,7 @@ from petsim.phenotype import (
     physiology_table,
     subjective_sidecar,
     subjective_table,
+    wide_form,
 )
 from petsim.protocol import FOV_MARGIN_MM, NOISE_LEVELS, ScanProtocol, default_protocol
 from petsim.t1w import render_t1w
@@ -74,6 +75,7 @@ from petsim.warp import IndividualWarp, WarpSettings, sample_warp
 logger = logging.getLogger(__name__)
 
 AnatomyMode = Literal["template", "individual"]
+PhenotypeForm = Literal["long", "wide"]
 ANATOMY_TEXT: dict[str, str] = {
     "template": "every participant shares this anatomy (only the head pose differs)",
     "individual": (
@@ -307,13 +309,15 @@ def _write_dataset_files(
     seed: int,
     phenotype_seed: np.random.SeedSequence,
     anatomy_text: str,
+    phenotype_form: PhenotypeForm = "long",
 ) -> None:
     """Top-level BIDS files, per-subject session tables and the phenotype tables."""
     bw.write_json(
         bids_dir / "dataset_description.json",
         bw.dataset_description(__version__, seed, effects.is_null),
     )
-    bw.write_text(bids_dir / ".bidsignore", bw.BIDSIGNORE_TEXT)
+    if phenotype_form == "long":
+        bw.write_text(bids_dir / ".bidsignore", bw.BIDSIGNORE_TEXT)
     vox = " x ".join(f"{v:g}" for v in protocol.voxel_size_mm)
     fov = (
         "the whole head in the field of view"
@@ -358,14 +362,21 @@ def _write_dataset_files(
     severity = np.array([d.severity for d in designs])
     rng_subjective, rng_physiology = (np.random.default_rng(s) for s in phenotype_seed.spawn(2))
     pheno = bids_dir / "phenotype"
-    bw.write_tsv(
-        pheno / "subjective.tsv", subjective_table(rng_subjective, ids, severity, effects)
-    )
-    bw.write_json(pheno / "subjective.json", subjective_sidecar())
-    bw.write_tsv(
-        pheno / "physiology.tsv", physiology_table(rng_physiology, ids, severity, effects)
-    )
-    bw.write_json(pheno / "physiology.json", physiology_sidecar())
+    tables = {
+        "subjective": (
+            subjective_table(rng_subjective, ids, severity, effects),
+            subjective_sidecar(),
+        ),
+        "physiology": (
+            physiology_table(rng_physiology, ids, severity, effects),
+            physiology_sidecar(),
+        ),
+    }
+    for name, (table, sidecar) in tables.items():
+        if phenotype_form == "wide":
+            table, sidecar = wide_form(table, sidecar)
+        bw.write_tsv(pheno / f"{name}.tsv", table)
+        bw.write_json(pheno / f"{name}.json", sidecar)
 
 
 def _run_jobs(jobs: list[_ParticipantJob], n_jobs: int) -> list[ParticipantResult]:
@@ -468,6 +479,7 @@ def generate_study(
     t1w_skull: bool = False,
     axial_fov_mm: float | None = None,
     noise: str | float | None = None,
+    phenotype_form: PhenotypeForm = "long",
 ) -> StudyPaths:
     """Generate a synthetic baseline/challenge [11C]raclopride study.
 
@@ -512,6 +524,11 @@ def generate_study(
         Noise amplitude (:attr:`ScanProtocol.noise_scale`): a name of
         :data:`petsim.protocol.NOISE_LEVELS` or a number; None keeps the protocol's
         (``"example"`` by default).
+    phenotype_form : {"long", "wide"}, default "long"
+        ``"long"``: one row per participant, session and time point (``time_min`` column;
+        listed in ``.bidsignore``, since BIDS 1.10 indexes phenotype rows by participant and
+        session). ``"wide"``: one row per participant and session, one column per measure and
+        time point (``sick_t10``, ``sick_tminus10``), the form the BIDS validator accepts.
 
     Returns
     -------
@@ -537,6 +554,9 @@ def generate_study(
         raise InputError(msg)
     if anatomy not in ANATOMY_MODES:
         msg = f"anatomy must be one of {list(ANATOMY_MODES)}; got {anatomy!r}"
+        raise InputError(msg)
+    if phenotype_form not in ("long", "wide"):
+        msg = f"phenotype_form must be 'long' or 'wide'; got {phenotype_form!r}"
         raise InputError(msg)
     protocol = _resolve_protocol(protocol, small, axial_fov_mm, noise)
     with_t1w = with_t1w or t1w_skull
@@ -573,6 +593,7 @@ def generate_study(
             int(seed),
             ss_pheno,
             ANATOMY_TEXT[anatomy],
+            phenotype_form,
         )
         jobs = _make_jobs(
             designs,

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_AVERSIVE_SIGN",
     "ID_COLUMNS",
+    "WIDE_COLUMN",
     "BehaviorConfig",
     "dataset_participants",
     "load_behavior_config",

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from bids_app.bidsio.layout import check_output_dir
 from bids_app.bidsio.phenotype import (
+    WIDE_COLUMN,
     BehaviorConfig,
     dataset_participants,
     load_behavior_config,
@@ -505,9 +506,11 @@ def _phenotype_units(*tables: pd.DataFrame | None) -> dict[str, str]:
     units: dict[str, str] = {}
     for table in tables:
         sidecar = {} if table is None else table.attrs.get("sidecar") or {}
-        for measure, entry in sidecar.items():
+        for column, entry in sidecar.items():
             if isinstance(entry, dict) and isinstance(entry.get("Units"), str):
-                units[str(measure)] = entry["Units"]
+                wide = WIDE_COLUMN.fullmatch(str(column))  # sick_t10 -> sick (wide form)
+                measure = str(column) if wide is None else wide["measure"]
+                units.setdefault(measure, entry["Units"])
     return units
 
 

@@ -116,3 +116,37 @@ def test_physiology_layout_and_effects(rng: np.random.Generator) -> None:
     early = df[df.time_min.isin([5, 10, 15])].groupby("session_id")["systolic_bp"].mean()
     assert early["ses-nal"] - early["ses-sal"] > 3.0
     assert all(c in physiology_sidecar() for c in df.columns)
+
+
+@pytest.mark.parametrize(
+    ("make_table", "make_sidecar"),
+    [(subjective_table, subjective_sidecar), (physiology_table, physiology_sidecar)],
+)
+def test_wide_form_reads_back_as_the_long_table(make_table, make_sidecar, tmp_path) -> None:
+    """The BIDS-valid wide form holds the same values; the app reads both forms alike."""
+    from bids_app.bidsio.phenotype import read_phenotype
+    from petsim.bids_writer import write_json, write_tsv
+    from petsim.phenotype import wide_form
+
+    ids = IDS[:6]
+    long = make_table(np.random.default_rng(3), ids, np.linspace(0, 1, 6), StudyEffects())
+    wide, sidecar = wide_form(long, make_sidecar())
+    assert list(wide.columns[:2]) == ["participant_id", "session_id"]
+    assert not wide.duplicated(["participant_id", "session_id"]).any()
+    assert len(wide) == len(ids) * 2
+    assert "time_min" not in wide.columns
+    assert all(column in sidecar for column in wide.columns[2:])
+    tables = {}
+    for form, (table, side) in {"long": (long, make_sidecar()), "wide": (wide, sidecar)}.items():
+        write_tsv(tmp_path / form / "phenotype" / "measures.tsv", table)
+        write_json(tmp_path / form / "phenotype" / "measures.json", side)
+        tables[form] = read_phenotype(tmp_path / form, "measures")
+    key = ["participant_id", "session_id", "time_min"]
+    read_long = tables["long"].dropna(how="all", subset=tables["long"].columns[3:])
+    read_wide = tables["wide"][read_long.columns]
+    merged = read_long.merge(read_wide, on=key, suffixes=("_long", "_wide"))
+    assert len(merged) == len(read_long)
+    for measure in read_long.columns[3:]:
+        np.testing.assert_allclose(
+            merged[f"{measure}_long"], merged[f"{measure}_wide"], equal_nan=True
+        )
