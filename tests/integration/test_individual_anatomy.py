@@ -111,7 +111,7 @@ def test_flipped_t1w_fails_the_flip_test(study: tuple[StudyPaths, Path, int, str
 def test_another_participants_t1w_fails_an_identity_check(
     study: tuple[StudyPaths, Path, int, str],
 ) -> None:
-    """Caught by the binding-Dice gain or the flip test (measured: one case each, docs/qc.md)."""
+    """Here the flip test catches it: neither orientation of the PET fits another head."""
     _, out, _, _ = study
     verdict = _verdict(out, "03")
     assert verdict.status == "fail"
