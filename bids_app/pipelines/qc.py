@@ -182,8 +182,8 @@ T1W_MIRROR_GAIN = Threshold(
     "below",
     "the PET must match the T1w better than the PET's own left-right mirror image does (by "
     "+3.8 to +8.2 % in mutual information on 14 realistic simulations; -4.7 to -9.1 % with a "
-    "flipped T1w); a mirror image that fits as well or better means a T1w flipped left-right relative "
-    "to the PET (a header or conversion error)",
+    "flipped T1w); a mirror image that fits as well or better means a T1w flipped left-right "
+    "relative to the PET (a header or conversion error)",
 )
 BINDING_DICE_GAIN = Threshold(
     -0.03,
