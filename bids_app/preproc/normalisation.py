@@ -235,9 +235,8 @@ SYN_STAGE = Stage("SyN[0.1,3,0]", "Mattes", 32, "Regular", 0.5, (50, 20, 0), (4,
 """The deformable stage (the last level is skipped: 2 mm is the template's own resolution)."""
 
 
-def _scaling_problem(matrix: NDArray[np.float64]) -> str | None:
-    """Why an affine to the template is implausible (volume scaling), or None."""
-    det = float(np.linalg.det(matrix[:3, :3]))
+def _scaling_problem(det: float) -> str | None:
+    """Why a volume scaling (affine determinant) to the template is implausible, or None."""
     low, high = DETERMINANT_RANGE
     if not low <= det <= high:
         return f"the affine scales the volume by {det:.2f} (expected {low}-{high})"
@@ -267,7 +266,7 @@ def _register_to_template(
         prefix,
         initial=RETRY_INITIALISATIONS if initial == "mass" else initial,
         fixed_mask=fixed_mask,
-        plausible=lambda f: _scaling_problem(read_affine(f.affine)),
+        plausible=lambda f: _scaling_problem(float(np.linalg.det(read_affine(f.affine)[:3, :3]))),
     )
     if files.inverse_warp is not None:
         files.inverse_warp.unlink(missing_ok=True)
@@ -342,6 +341,7 @@ def _mutual_information(
 def _mirror_test(
     ants: Any,
     t1_brain: Any,
+    pet: Any,
     pet3: nib.spatialimages.SpatialImage,
     pet_affine: NDArray[np.float64],
     brain_centre_tpl_mm: NDArray[np.float64],
@@ -366,7 +366,6 @@ def _mirror_test(
     reflection = rigid @ flip_x @ np.linalg.inv(rigid)  # PET space, about the midline
     data = np.asarray(pet3.dataobj, dtype=np.float32)
     mirrored = nifti_to_ants(nib.Nifti1Image(data, reflection @ pet3.affine))
-    pet = nifti_to_ants(pet3)
     files = run_registration(
         t1_brain,
         mirrored,
@@ -382,6 +381,7 @@ def _mirror_test(
 
 
 def _via_t1w(
+    pet: Any,
     pet3: nib.spatialimages.SpatialImage,
     t1w: nib.spatialimages.SpatialImage,
     tpl3: nib.Nifti1Image,
@@ -398,7 +398,6 @@ def _via_t1w(
     left the striatum 12 mm too high in a measured case.
     """
     ants = import_ants(n_threads)
-    pet = nifti_to_ants(pet3)
     extraction = extract_brain(as_3d(t1w, "t1w"), tpl3, brain, work, n_threads)
     t1_brain = nifti_to_ants(extraction.brain)
     tpl_data = np.asarray(tpl3.dataobj, dtype=np.float32)
@@ -426,6 +425,7 @@ def _via_t1w(
     mirror_gain = _mirror_test(
         ants,
         t1_brain,
+        pet,
         pet3,
         pet_affine,
         tpl_centre,
@@ -543,7 +543,7 @@ def normalise_to_template(
     method: Literal["pet", "t1w"] = "pet"
     if t1w is not None:
         pet_affine, pet_only = linear, transforms[-1]
-        via = _via_t1w(pet3, t1w, tpl3, brain, pet_affine, work, n_threads)
+        via = _via_t1w(pet, pet3, t1w, tpl3, brain, pet_affine, work, n_threads)
         transforms, linear, metrics, t1w_mni = via.transforms, via.linear, via.metrics, via.t1w_mni
         metrics["pet_only_agreement_mm"] = affine_disagreement_mm(linear, pet_affine, tpl3, brain)
         if binding_mean is not None and binding_region is not None:
@@ -612,11 +612,10 @@ def check_normalisation(result: Normalisation) -> None:
     ``brain_overlap >= MIN_BRAIN_OVERLAP``. Narrower, calibrated thresholds are QC's job
     (:mod:`bids_app.pipelines.qc`); these only stop results that cannot be used at all.
     """
-    low, high = DETERMINANT_RANGE
-    if not low <= result.affine_determinant <= high:
+    scaling = _scaling_problem(result.affine_determinant)
+    if scaling is not None:
         msg = (
-            f"normalisation to the template is implausible: the affine scales the volume by "
-            f"{result.affine_determinant:.2f} (expected {low}-{high}). Check the PET image "
+            f"normalisation to the template is implausible: {scaling}. Check the PET image "
             "orientation and voxel sizes, or provide a T1w image."
         )
         raise RegistrationError(msg)

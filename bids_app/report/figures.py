@@ -920,6 +920,14 @@ def reference_tacs_svg(
         return _svg_text(fig, label=title or "reference-region TACs")
 
 
+def _require_columns(frame: pd.DataFrame, required: set[str], what: str) -> None:
+    """Raise :class:`InputError` naming ``what`` when ``frame`` lacks a required column."""
+    missing = required - set(frame.columns)
+    if missing:
+        msg = f"{what} lacks column(s) {sorted(missing)}."
+        raise InputError(msg)
+
+
 def paired_plot_svg(
     roi_values: pd.DataFrame,
     measure: str,
@@ -953,11 +961,11 @@ def paired_plot_svg(
     str
         Inline ``<svg>`` text.
     """
-    required = {"participant_id", "measure", "roi", "baseline", "challenge"}
-    missing = required - set(roi_values.columns)
-    if missing:
-        msg = f"paired_plot_svg: roi_values lacks column(s) {sorted(missing)}."
-        raise InputError(msg)
+    _require_columns(
+        roi_values,
+        {"participant_id", "measure", "roi", "baseline", "challenge"},
+        "paired_plot_svg: roi_values",
+    )
     if not rois:
         msg = "paired_plot_svg needs at least one ROI; got none."
         raise InputError(msg)
@@ -1187,11 +1195,9 @@ def behaviour_svg(
     str
         Inline ``<svg>`` text.
     """
-    required = {"participant_id", "role", "time_min", "measure", "value"}
-    missing = required - set(data.columns)
-    if missing:
-        msg = f"behaviour_svg: data lacks column(s) {sorted(missing)}."
-        raise InputError(msg)
+    _require_columns(
+        data, {"participant_id", "role", "time_min", "measure", "value"}, "behaviour_svg: data"
+    )
     if not measures:
         msg = "behaviour_svg needs at least one measure; got none."
         raise InputError(msg)
