@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -61,6 +62,40 @@ def atomic_write(path: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_leftover_temporaries(folder: Path, stem: str, *, recursive: bool = False) -> list[Path]:
+    """Delete the temporary files of atomic writes that were killed before their rename.
+
+    A process killed with ``SIGKILL`` (an out-of-memory kill, a scheduler's time limit) cannot
+    clean up: the hidden ``.<name>.<8 random characters>.<extension>`` it was writing stays.
+    The next run of the same participant calls this before publishing, so leftovers never
+    accumulate. Only names of files whose stem is ``stem`` or starts with ``stem_`` are
+    touched, so runs of other participants writing into the same folder are not disturbed.
+
+    Parameters
+    ----------
+    folder : Path
+        Where to look; a missing folder has nothing to remove.
+    stem : str
+        The owner's name stem, e.g. ``"sub-01"`` (matches ``.sub-01.x1y2z3w4.html`` and
+        ``.sub-01_outputs.x1y2z3w4.json``, not ``.sub-010_...``).
+    recursive : bool
+        Also look in sub-folders.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    pattern = re.compile(rf"^\.{re.escape(stem)}(?:_[^.]*)?\.[a-z0-9_]{{8}}\.")
+    if not folder.is_dir():
+        return []
+    candidates = folder.rglob(".*") if recursive else folder.glob(".*")
+    removed = [p for p in candidates if p.is_file() and pattern.match(p.name)]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def write_text(path: Path, text: str) -> None:

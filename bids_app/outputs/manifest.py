@@ -30,13 +30,14 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from bids_app.errors import InputError
-from bids_app.outputs.io import jsonable, write_json
+from bids_app.outputs.io import jsonable, remove_leftover_temporaries, write_json
 from bids_app.outputs.names import (
     GROUP_MEASURES,
     MANIFEST_SUFFIX,
     ROLES,
     logs_dir,
     manifest_path,
+    participant_dir,
     summary_path,
 )
 
@@ -167,6 +168,25 @@ def remove_outputs(output_dir: Path, manifest: Manifest) -> None:
     manifest_path(output_dir, manifest.subject).unlink(missing_ok=True)
     for rel in manifest.files:
         (output_dir / rel).unlink(missing_ok=True)
+
+
+def remove_participant_leftovers(output_dir: Path, subject: str) -> list[Path]:
+    """Delete the temporary files a killed earlier run of this participant left under OUTPUT_DIR.
+
+    Looks in the participant's folder, ``logs/`` and OUTPUT_DIR itself (the report), and only at
+    the temporary names of this participant's files.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    stem = f"sub-{subject}"
+    return [
+        *remove_leftover_temporaries(participant_dir(output_dir, subject), stem, recursive=True),
+        *remove_leftover_temporaries(logs_dir(output_dir), stem),
+        *remove_leftover_temporaries(output_dir, stem),
+    ]
 
 
 def describe_changes(

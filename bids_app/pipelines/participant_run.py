@@ -42,6 +42,7 @@ from bids_app.outputs.manifest import (
     file_sha256,
     missing_files,
     remove_outputs,
+    remove_participant_leftovers,
     run_key,
     write_manifest,
 )
@@ -166,6 +167,8 @@ def process_participant(
             inputs = input_hashes(participant, config)
             options = config.participant_options()
             key = run_key(inputs, options, __version__)
+            for leftover in remove_participant_leftovers(config.output_dir, subject):
+                LOGGER.info("sub-%s: removed %s, left by an interrupted run", subject, leftover)
             previous = existing_manifest(config.output_dir, subject)
             if previous is not None and not config.overwrite:
                 changes = describe_changes(previous, inputs, options, __version__)

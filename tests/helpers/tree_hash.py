@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import stat
 from pathlib import Path
 
@@ -89,8 +90,15 @@ def non_log_files(out: Path) -> list[str]:
     )
 
 
+# the temporary name of an atomic write: .<stem>.<8 random characters>.<extension>
+ATOMIC_TEMPORARY = re.compile(r"^\.[^.]+\.[a-z0-9_]{8}\.")
+
+
 def incomplete_files(
-    root: Path, *, allowed_hidden: tuple[str, ...] = (".summary.lock", ".bidsignore")
+    root: Path,
+    *,
+    allowed_hidden: tuple[str, ...] = (".summary.lock", ".bidsignore"),
+    allow_temporaries: bool = False,
 ) -> list[str]:
     """Files under ``root`` that a reader could see half-written or left-over temporary files.
 
@@ -105,6 +113,9 @@ def incomplete_files(
     allowed_hidden : tuple of str
         Hidden file names that are legitimate (the summary's lock file, the derivatives'
         ``.bidsignore``).
+    allow_temporaries : bool
+        Accept the hidden temporary files of atomic writes (right after a ``SIGKILL`` one may
+        remain, invisible to readers; the next run removes it).
 
     Returns
     -------
@@ -117,6 +128,8 @@ def incomplete_files(
         return problems
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
+        if allow_temporaries and ATOMIC_TEMPORARY.match(path.name):
+            continue
         if path.name.startswith(".") and path.name not in allowed_hidden:
             problems.append(f"{rel}: hidden temporary file left behind")
             continue

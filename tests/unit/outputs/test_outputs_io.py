@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -12,7 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bids_app.outputs.io import atomic_write, write_json, write_nifti, write_text, write_tsv
+from bids_app.outputs.io import (
+    atomic_write,
+    write_json,
+    write_nifti,
+    write_text,
+    write_tsv,
+)
+from bids_app.outputs.manifest import remove_participant_leftovers
 from bids_app.outputs.names import (
     BIDSIGNORE,
     DESCRIPTIONS,
@@ -75,6 +84,46 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path: Path) -> None:
         write_then_fail()
     assert not target.exists()
     assert list(target.parent.iterdir()) == []
+
+
+def killed_mid_write(target: Path) -> None:
+    """Start an atomic write of ``target`` in a child process that dies before the rename."""
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from bids_app.outputs.io import atomic_write\n"
+        "with atomic_write(Path(sys.argv[1])) as tmp:\n"
+        "    tmp.write_text('half')\n"
+        "    os._exit(9)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code, str(target)]).returncode == 9
+
+
+def test_leftovers_of_a_killed_participant_run_are_removed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    own = [
+        out / "sub-01" / "ses-sal" / "pet" / "sub-01_ses-sal_desc-bp_pet.nii.gz",
+        out / "logs" / "sub-01_outputs.json",
+        out / "sub-01.html",
+    ]
+    others = [
+        out / "sub-010" / "pet" / "sub-010_desc-bp_pet.nii.gz",
+        out / "logs" / "sub-010_outputs.json",
+        out / "logs" / "summary.tsv",
+    ]
+    for target in own + others:
+        killed_mid_write(target)
+    hidden = sorted(p for p in out.rglob(".*") if p.is_file())
+    assert len(hidden) == len(own) + len(others)  # one temporary per killed write
+    assert not any(target.exists() for target in own + others)
+
+    removed = remove_participant_leftovers(out, "01")
+
+    assert sorted(p.parent for p in removed) == sorted(t.parent for t in own)
+    left = sorted(p for p in out.rglob(".*") if p.is_file())
+    assert sorted(p.parent for p in left) == sorted(t.parent for t in others)
+    assert remove_participant_leftovers(out, "01") == []
+    assert remove_participant_leftovers(tmp_path / "missing", "01") == []
 
 
 def test_atomic_write_replaces_existing(tmp_path: Path) -> None:
