@@ -556,6 +556,11 @@ def _output_files(outprefix: Path) -> tuple[Path, Path, Path]:
     )
 
 
+def inverse_warp_file(outprefix: Path) -> Path:
+    """Where :func:`run_registration` with prefix ``outprefix`` writes the inverse warp."""
+    return _output_files(outprefix)[2]
+
+
 @dataclass(frozen=True)
 class _Attempt:
     """One ``antsRegistration`` call: its files, or why it failed, and what ANTs printed."""

@@ -20,7 +20,7 @@ With a T1w (a whole-head MPRAGE is expected: skull, scalp, neck)
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -36,6 +36,7 @@ from bids_app.preproc._ants import (
     Stage,
     as_3d,
     import_ants,
+    inverse_warp_file,
     nifti_to_ants,
     outside_to_nan,
     read_affine,
@@ -54,7 +55,7 @@ MIN_BRAIN_OVERLAP = 0.6
 #: Dilation (mm) of the template brain mask that restricts the PET-only metric (no PET
 #: template given).
 MASK_MARGIN_PET_MM = 8.0
-#: Dilation (mm) of the T1w brain mask that restricts the PET -> T1w metric (PET blur).
+#: Dilation (mm) of the T1w brain mask inside which the flip test scores PET and mirror (PET blur).
 PET_TO_T1W_MARGIN_MM = 8.0
 
 
@@ -251,8 +252,13 @@ def _register_to_template(
     *,
     deformable: bool,
     initial: Literal["mass"] | Path = "mass",
+    keep_inverse: bool = False,
 ) -> tuple[Path, ...]:
-    """Register ``moving`` to ``target``; return the transforms, target -> moving order."""
+    """Register ``moving`` to ``target``; return the transforms, target -> moving order.
+
+    With ``keep_inverse`` (deformable only) the inverse warp stays on disk as
+    ``<prefix>1InverseWarp.nii.gz`` (see :func:`_inverse_chain`).
+    """
     levels = ((1000, 500, 250), (8, 4, 2), (3.0, 2.0, 1.0))
     stages = _linear_stages(levels, rigid=not isinstance(initial, Path))
     if deformable:
@@ -268,7 +274,7 @@ def _register_to_template(
         fixed_mask=fixed_mask,
         plausible=lambda f: _scaling_problem(float(np.linalg.det(read_affine(f.affine)[:3, :3]))),
     )
-    if files.inverse_warp is not None:
+    if files.inverse_warp is not None and not keep_inverse:
         files.inverse_warp.unlink(missing_ok=True)
     if not deformable:
         return (files.affine,)
@@ -387,6 +393,7 @@ def _via_t1w(
     tpl3: nib.Nifti1Image,
     brain: NDArray[np.bool_],
     pet_affine: NDArray[np.float64],
+    pet_template: nib.spatialimages.SpatialImage | None,
     work: Path,
     n_threads: int,
 ) -> _T1wResult:
@@ -404,22 +411,43 @@ def _via_t1w(
     fixed = nifti_to_ants(tpl3, np.where(brain, tpl_data, 0.0))
     prior = write_affine(extraction.prior_template_to_t1w, work / "norm_t1w_prior.mat")
     to_t1w = _register_to_template(
-        t1_brain, fixed, None, work / "norm_t1w_", deformable=True, initial=prior
+        t1_brain,
+        fixed,
+        None,
+        work / "norm_t1w_",
+        deformable=True,
+        initial=prior,
+        keep_inverse=pet_template is not None,
     )
     prior.unlink(missing_ok=True)
-    # PET -> T1w rigid, against the stripped T1w inside its brain mask dilated by the PET blur
+    # PET -> T1w rigid against the PET template carried into T1w space (the contrast of the
+    # PET mean, with the participant's anatomy) or, without a PET template, the stripped T1w.
+    # Over the whole T1w grid: restricted to the brain mask dilated by 8 mm, the fit ended
+    # 3-14 mm from the truth on realistic heads (the PET's brain edge is its strongest feature
+    # and sat on the mask's border); unmasked it ends within 1-2 mm (docs/normalisation.md).
     mask = np.asarray(extraction.mask.dataobj) > 0
     t1_mask = _dilate_mm(mask, PET_TO_T1W_MARGIN_MM, _voxel_mm(extraction.mask))
     centre = (extraction.mask.affine @ np.append(np.argwhere(mask).mean(axis=0), 1.0))[:3]
     start = nearest_rigid(pet_affine @ np.linalg.inv(read_affine(to_t1w[-1])), centre)
     init = write_affine(start, work / "norm_t1w2pet_init.mat")
+    # 10 % of the grid's voxels: as accurate as 50 % on realistic heads, 7x faster (unmasked)
     rigid = Stage(
-        "Rigid[0.1]", "Mattes", 32, "Regular", 0.5, (1000, 500, 250), (4, 2, 1), (2.0, 1.0, 0.0)
+        "Rigid[0.1]", "Mattes", 32, "Regular", 0.1, (1000, 500, 250), (4, 2, 1), (2.0, 1.0, 0.0)
     )
+    mirror_rigid = replace(rigid, sampling_rate=0.5)  # inside the mask, as calibrated
     fixed_mask = nifti_to_ants(extraction.mask, t1_mask.astype(np.float32))
-    pet_files = run_registration(
-        t1_brain, pet, [rigid], work / "norm_t1w2pet_", initial=init, fixed_mask=fixed_mask
-    )
+    pet_target = t1_brain
+    if pet_template is not None:
+        inverse = inverse_warp_file(work / "norm_t1w_")
+        pet_target = ants.apply_transforms(
+            t1_brain,
+            nifti_to_ants(as_3d(pet_template, "pet_template")),
+            [str(to_t1w[-1]), str(inverse)],
+            whichtoinvert=[True, False],
+            interpolator="linear",
+        )
+        inverse.unlink(missing_ok=True)
+    pet_files = run_registration(pet_target, pet, [rigid], work / "norm_t1w2pet_", initial=init)
     init.unlink(missing_ok=True)
     tpl_centre = (tpl3.affine @ np.append(np.argwhere(brain).mean(axis=0), 1.0))[:3]
     mirror_gain = _mirror_test(
@@ -432,7 +460,7 @@ def _via_t1w(
         pet_files.affine,
         fixed_mask,
         t1_mask,
-        rigid,
+        mirror_rigid,
         work,
     )
     transforms = (*to_t1w, pet_files.affine)
@@ -543,7 +571,7 @@ def normalise_to_template(
     method: Literal["pet", "t1w"] = "pet"
     if t1w is not None:
         pet_affine, pet_only = linear, transforms[-1]
-        via = _via_t1w(pet, pet3, t1w, tpl3, brain, pet_affine, work, n_threads)
+        via = _via_t1w(pet, pet3, t1w, tpl3, brain, pet_affine, pet_template, work, n_threads)
         transforms, linear, metrics, t1w_mni = via.transforms, via.linear, via.metrics, via.t1w_mni
         metrics["pet_only_agreement_mm"] = affine_disagreement_mm(linear, pet_affine, tpl3, brain)
         if binding_mean is not None and binding_region is not None:
