@@ -203,6 +203,34 @@ PET_T1W_AGREEMENT_MM = Threshold(
     "PET -> T1w registration or a T1w of another head",
 )
 
+T1W_IDENTITY_WARNINGS = Threshold(
+    None,
+    1.5,
+    "above",
+    "each identity check alone can warn on a correct T1w now and then, but a T1w that belongs "
+    "to this participant rarely trips two at once; another participant's T1w (a mix-up) "
+    "tripped the flip test and the binding-Dice gain together in a realistic simulation",
+)
+"""Fail when two or more of the T1w identity checks warn (or fail) together."""
+
+IDENTITY_CHECKS = ("pet_t1w_agreement_mm", "t1w_mirror_gain", "binding_dice_gain")
+"""The checks that ask whether the T1w is this participant's, in this orientation."""
+
+
+def identity_check(checks: list[QcCheck]) -> QcCheck:
+    """How many of the :data:`IDENTITY_CHECKS` in ``checks`` warn or fail (measured ones only)."""
+    flagged = [
+        c
+        for c in checks
+        if c.key in IDENTITY_CHECKS and c.status != "pass" and np.isfinite(c.value)
+    ]
+    return T1W_IDENTITY_WARNINGS.check(
+        "t1w_identity_warnings",
+        "T1w identity checks that warn together (the T1w may be another participant's)",
+        "T1w",
+        float(len(flagged)),
+    )
+
 
 def motion_checks(session: str, motion: MotionEstimate) -> list[QcCheck]:
     """Maximum and mean framewise displacement of one session."""
@@ -413,6 +441,7 @@ def normalisation_checks(
                 metric("binding_dice_t1w", nan) - metric("binding_dice_pet_only", nan),
             ),
         ]
+        checks.append(identity_check(checks))
     return checks
 
 

@@ -111,12 +111,17 @@ def test_flipped_t1w_fails_the_flip_test(study: tuple[StudyPaths, Path, int, str
 def test_another_participants_t1w_fails_an_identity_check(
     study: tuple[StudyPaths, Path, int, str],
 ) -> None:
-    """Here the flip test catches it: neither orientation of the PET fits another head."""
+    """The flip test and the binding-Dice gain warn together: neither fits another head well."""
     _, out, _, _ = study
     verdict = _verdict(out, "03")
     assert verdict.status == "fail"
     status = _status(verdict)
-    identity = ("binding_dice_gain", "t1w_mirror_gain", "pet_t1w_agreement_mm")
+    identity = (
+        "binding_dice_gain",
+        "t1w_mirror_gain",
+        "pet_t1w_agreement_mm",
+        "t1w_identity_warnings",
+    )
     assert "fail" in {status[key] for key in identity}, verdict.reasons
     failed = {check.key for check in verdict.checks if check.status == "fail"}
     assert failed <= set(identity), verdict.reasons  # nothing else is wrong with sub-03

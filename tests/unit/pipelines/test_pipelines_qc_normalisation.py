@@ -83,3 +83,32 @@ def test_missing_t1w_metrics_are_not_a_pass() -> None:
     status = _status(_normalisation())  # mirror and binding metrics absent: NaN
     assert status["t1w_mirror_gain"] == "warn"
     assert status["binding_dice_gain"] == "warn"
+
+
+@pytest.mark.parametrize(
+    ("case", "mirror", "dice_t1w", "agreement_mm", "expected"),
+    [
+        ("correct T1w", 0.056, 0.763, 2.4, "pass"),
+        ("one identity check warns", 0.003, 0.763, 2.4, "pass"),
+        # measured: another participant's T1w on a realistic head (test_individual_anatomy)
+        ("another participant's T1w", 0.0031, 0.604, 5.97, "fail"),
+        ("agreement and binding warn", 0.056, 0.604, 7.0, "fail"),
+    ],
+)
+def test_two_identity_warnings_together_fail(
+    case: str, mirror: float, dice_t1w: float, agreement_mm: float, expected: str
+) -> None:
+    status = _status(
+        _normalisation(
+            t1w_mirror_mi_gain=mirror,
+            binding_dice_t1w=dice_t1w,
+            binding_dice_pet_only=0.664,
+            pet_only_agreement_mm=agreement_mm,
+        )
+    )
+    assert status["t1w_identity_warnings"] == expected, case
+
+
+def test_unmeasured_identity_checks_do_not_add_up_to_a_fail() -> None:
+    status = _status(_normalisation())  # mirror and binding metrics absent: NaN (warn each)
+    assert status["t1w_identity_warnings"] == "pass"
