@@ -257,7 +257,7 @@ def _register_to_template(
     """Register ``moving`` to ``target``; return the transforms, target -> moving order.
 
     With ``keep_inverse`` (deformable only) the inverse warp stays on disk as
-    ``<prefix>1InverseWarp.nii.gz`` (see :func:`_inverse_chain`).
+    ``<prefix>1InverseWarp.nii.gz`` (:func:`~bids_app.preproc._ants.inverse_warp_file`).
     """
     levels = ((1000, 500, 250), (8, 4, 2), (3.0, 2.0, 1.0))
     stages = _linear_stages(levels, rigid=not isinstance(initial, Path))
@@ -519,9 +519,11 @@ def normalise_to_template(
     t1w : nibabel image, optional
         The participant's T1w (any space; whole head expected, a skull-stripped one works too).
     pet_template : nibabel image, optional
-        A template with PET contrast on the template grid (PET-only path): registration to it
-        over the whole image. Without it the PET registers to the T1 template inside the brain
-        mask dilated by 8 mm, which settles on brains scaled by 10-20 % (measured).
+        A template with PET contrast on the template grid. PET-only path: registration to it
+        over the whole image; without it the PET registers to the T1 template inside the brain
+        mask dilated by 8 mm, which settles on brains scaled by 10-20 % (measured). T1w path:
+        carried into T1w space by the inverse T1w warp, it is the target of the PET -> T1w
+        rigid; without it the stripped T1w is.
     pet_deformable : bool
         Add a SyN stage to the PET-only path (default: rigid -> affine).
     template_mask : (nx, ny, nz) ndarray of bool, optional
